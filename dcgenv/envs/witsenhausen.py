@@ -1,0 +1,103 @@
+"""Witsenhausen's counterexample (1968) as a two-agent, two-step, differentiable game.
+
+Rules: ``x0 ~ N(0, sigma^2)``. Controller 1 sees ``x0`` and applies ``u1``; ``x1 = x0 + u1``.
+Controller 2 sees ``y = x1 + w`` with ``w ~ N(0, noise_std^2)`` and applies ``u2``. The cost of
+one sample is ``k^2 u1^2 + (x1 - u2)^2``; the benchmark point is ``k = 0.2, sigma = 5``
+(reference costs in ``shared/SPECS.md``: best affine 0.96, Witsenhausen's two-point 0.4042532,
+best known about 0.1669).
+
+Episode: step 0 is controller 1's move (reward ``-k^2 u1^2``), step 1 controller 2's
+(reward ``-(x1 - u2)^2``), then the episode terminates. Both agents receive the same (team)
+reward, so each agent's episode return is ``-J`` for that sample; ``info`` reports the two
+cost terms, ``stage1_cost`` and ``stage2_cost``. ``x0`` and ``w`` are drawn at reset from the
+reset key, so an episode is a differentiable function of the policies: ``jax.grad`` of the mean
+episode cost with respect to both policies' parameters passes through ``reset``/``step``.
+
+Observation (per agent, a dict; agent-stacked in ``obs``):
+
+========= ======= =============================================================
+``signal`` f32[1]  ``x0`` for controller 1 at step 0, ``y`` for controller 2 at step 1, else 0
+``active`` bool    whether it is this agent's turn (its action is used)
+``role``   int32   0 = controller 1, 1 = controller 2
+========= ======= =============================================================
+
+Actions: one float32 per agent (``actions`` is f32[2]); the inactive agent's action is
+ignored. Illegal actions, inside ``jit``: a non-finite action is read as 0 and actions are
+clipped to ``[-action_limit, action_limit]`` (1e6 by default, far outside any useful policy),
+so costs stay finite.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from dcgenv import spaces
+from dcgenv.core import EnvParams as BaseParams
+from dcgenv.core import EnvState as BaseState
+from dcgenv.core import MultiAgentEnv
+from dcgenv.registry import register
+
+
+@struct.dataclass
+class EnvState(BaseState):
+    x0: jax.Array  # initial state
+    w: jax.Array  # controller 2's observation noise
+    x1: jax.Array  # state after controller 1 (equals x0 until it acts)
+
+
+@struct.dataclass
+class EnvParams(BaseParams):
+    k: float = 0.2
+    sigma: float = 5.0
+    noise_std: float = 1.0
+    action_limit: float = 1e6
+    max_steps_in_episode: int = 2  # informational: the game always ends after step 1
+
+
+class Witsenhausen(MultiAgentEnv):
+    agents = ("controller_1", "controller_2")
+
+    @property
+    def default_params(self) -> EnvParams:
+        return EnvParams()
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> EnvState:
+        k0, kw = jax.random.split(key)
+        x0 = params.sigma * jax.random.normal(k0)
+        w = params.noise_std * jax.random.normal(kw)
+        return EnvState(time=jnp.zeros((), jnp.int32), x0=x0, w=w, x1=x0)
+
+    def step_env(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
+        actions = jnp.asarray(actions, jnp.float32)
+        actions = jnp.clip(jnp.where(jnp.isfinite(actions), actions, 0.0),
+                           -params.action_limit, params.action_limit)
+        first = state.time == 0
+        u1 = jnp.where(first, actions[0], 0.0)
+        u2 = jnp.where(first, 0.0, actions[1])
+        x1 = state.x1 + u1
+        stage1 = params.k**2 * u1**2
+        stage2 = jnp.where(first, 0.0, (x1 - u2) ** 2)
+        reward = -(stage1 + stage2) * jnp.ones(2)
+        info = {"stage1_cost": stage1, "stage2_cost": stage2}
+        return state.replace(x1=x1), reward, ~first, info
+
+    def is_truncated(self, state: EnvState, params: EnvParams) -> jax.Array:
+        return jnp.zeros((), bool)  # the rules end every episode at step 1 (terminated)
+
+    def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
+        active = jnp.stack([state.time == 0, state.time == 1])
+        signal = jnp.stack([state.x0, state.x1 + state.w]) * active
+        return {"signal": signal[:, None].astype(jnp.float32), "active": active,
+                "role": jnp.arange(2, dtype=jnp.int32)}
+
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
+        return spaces.Dict({"signal": spaces.Normal((1,)), "active": spaces.Binary(),
+                            "role": spaces.Discrete(2)})
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Normal:
+        return spaces.Normal(())
+
+
+register("Witsenhausen-v0", Witsenhausen)
