@@ -7,10 +7,10 @@ Public API (what users call)::
 
 - Every leaf of ``obs``, ``actions`` and ``reward`` has a leading axis of size
   ``env.num_agents`` (names in ``env.agents``); a parameter-shared policy is a ``vmap``.
-- ``reward`` is float32 ``[num_agents]``; ``terminated`` and ``truncated`` are bool scalars for
-  the whole episode and never both true (``truncated`` means the step limit cut an episode
-  that had not terminated), so ``done = terminated | truncated`` and a learner bootstraps
-  unless ``terminated``.
+- ``reward`` is float32 ``[num_agents]`` (float64 under JAX's x64 mode); ``terminated`` and
+  ``truncated`` are bool scalars for the whole episode and never both true (``truncated``
+  means the step limit cut an episode that had not terminated), so
+  ``done = terminated | truncated`` and a learner bootstraps unless ``terminated``.
 - Auto-reset: when an episode ends, the returned ``obs``/``state`` already belong to the next
   episode and ``info["final_observation"]`` holds the last observation of the one that ended
   (on other steps it equals ``obs``). The step key is split once,
@@ -43,6 +43,22 @@ from flax import struct
 from gymnax.environments.environment import Environment
 
 from dcgenv import spaces
+
+
+def _FLOAT():  # noqa: N802 - JAX's default float dtype: float32, or float64 in x64 mode
+    return jax.dtypes.canonicalize_dtype(jnp.float64)
+
+
+def normal(key: jax.Array, shape: tuple[int, ...] = (), dtype=None) -> jax.Array:
+    """Standard normal draw, bit-identical with and without ``vmap``.
+
+    On XLA:CPU, ``sigma * jax.random.normal(key)`` with a traced ``sigma`` fuses into one
+    kernel whose vectorised (vmapped) and scalar code paths round differently by one ulp. An
+    optimisation barrier keeps the draw in its own kernel, so any scaling that follows is the
+    same in both. Use this for every Gaussian draw inside an environment.
+    """
+    dtype = _FLOAT() if dtype is None else dtype
+    return jax.lax.optimization_barrier(jax.random.normal(key, shape, dtype))
 
 
 @struct.dataclass
@@ -98,7 +114,7 @@ class MultiAgentEnv(Environment, abc.ABC):
         obs_re = self.get_obs(state_re, params)
         select = lambda a, b: jax.tree.map(lambda x, y: jax.lax.select(done, x, y), a, b)
         obs, state = select(obs_re, obs_st), select(state_re, state_st)
-        reward = jnp.broadcast_to(jnp.asarray(reward, jnp.float32), (self.num_agents,))
+        reward = jnp.broadcast_to(jnp.asarray(reward, _FLOAT()), (self.num_agents,))
         info = {**info, "final_observation": obs_st}
         return obs, state, reward, terminated, truncated, info
 

@@ -40,7 +40,8 @@ class Normal(Box):
         return f"Normal(shape={self.shape}, scale={self.scale}, dtype={np.dtype(self.dtype).name})"
 
     def sample(self, key: jax.Array) -> jax.Array:
-        return (self.scale * jax.random.normal(key, self.shape)).astype(self.dtype)
+        draw = jax.lax.optimization_barrier(jax.random.normal(key, self.shape))  # see core.normal
+        return (self.scale * draw).astype(self.dtype)
 
     def contains(self, x: jax.Array) -> jax.Array:
         return jnp.all(jnp.isfinite(x))

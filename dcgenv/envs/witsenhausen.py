@@ -21,10 +21,11 @@ Observation (per agent, a dict; agent-stacked in ``obs``):
 ``role``   int32   0 = controller 1, 1 = controller 2
 ========= ======= =============================================================
 
-Actions: one float32 per agent (``actions`` is f32[2]); the inactive agent's action is
-ignored. Illegal actions, inside ``jit``: a non-finite action is read as 0 and actions are
-clipped to ``[-action_limit, action_limit]`` (1e6 by default, far outside any useful policy),
-so costs stay finite.
+Floats are JAX's default dtype: float32, or float64 in x64 mode (``jax.enable_x64``), which
+the exact-cost checks use. Actions: one float per agent (``actions`` is f32[2]); the
+inactive agent's action is ignored. Illegal actions, inside ``jit``: a non-finite action is
+read as 0 and actions are clipped to ``[-action_limit, action_limit]`` (1e6 by default, far
+outside any useful policy), so costs stay finite.
 """
 
 from __future__ import annotations
@@ -36,7 +37,19 @@ from flax import struct
 from dcgenv import spaces
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv
+from dcgenv.core import MultiAgentEnv, normal
+from dcgenv.envs.witsenhausen_reference import (  # noqa: F401  (the benchmark's reference API)
+    affine,
+    affine_cost,
+    best_affine_lambdas,
+    env_policy,
+    expected_cost,
+    expected_cost_terms,
+    optimal_gamma2,
+    posterior_mean,
+    staircase,
+    two_point,
+)
 from dcgenv.registry import register
 
 
@@ -65,12 +78,12 @@ class Witsenhausen(MultiAgentEnv):
 
     def reset_env(self, key: jax.Array, params: EnvParams) -> EnvState:
         k0, kw = jax.random.split(key)
-        x0 = params.sigma * jax.random.normal(k0)
-        w = params.noise_std * jax.random.normal(kw)
+        x0 = params.sigma * normal(k0)
+        w = params.noise_std * normal(kw)
         return EnvState(time=jnp.zeros((), jnp.int32), x0=x0, w=w, x1=x0)
 
     def step_env(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
-        actions = jnp.asarray(actions, jnp.float32)
+        actions = jnp.asarray(actions, state.x0.dtype)
         actions = jnp.clip(jnp.where(jnp.isfinite(actions), actions, 0.0),
                            -params.action_limit, params.action_limit)
         first = state.time == 0
@@ -89,7 +102,7 @@ class Witsenhausen(MultiAgentEnv):
     def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
         active = jnp.stack([state.time == 0, state.time == 1])
         signal = jnp.stack([state.x0, state.x1 + state.w]) * active
-        return {"signal": signal[:, None].astype(jnp.float32), "active": active,
+        return {"signal": signal[:, None], "active": active,
                 "role": jnp.arange(2, dtype=jnp.int32)}
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:

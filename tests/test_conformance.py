@@ -1,0 +1,167 @@
+"""The conformance test every registered environment passes.
+
+Parametrised over ``dcgenv.registered()``: an environment is covered the day it is registered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import dcgenv
+from dcgenv import spaces
+
+ENV_IDS = dcgenv.registered()
+SHORT = 5  # step limit imposed in the auto-reset tests so every env ends episodes quickly
+
+
+@pytest.fixture(params=ENV_IDS)
+def env_id(request):
+    return request.param
+
+
+def make(env_id, **kwargs):
+    env, params = dcgenv.make(env_id)
+    return env, params.replace(**kwargs)
+
+
+def assert_tree_equal(a, b):
+    """Bit-for-bit equality of two pytrees (same structure, shapes, dtypes, values)."""
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        x, y = np.asarray(_raw(x)), np.asarray(_raw(y))
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_array_equal(x, y)
+
+
+def _raw(x):
+    return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+
+
+def random_run(env, num_steps):
+    """A jittable ``(key, params) -> trajectory`` of random-policy steps."""
+
+    def run(key, params):
+        key_reset, key_run = jax.random.split(key)
+        obs, state = env.reset(key_reset, params)
+
+        def body(carry, key):
+            obs, state = carry
+            key_act, key_step = jax.random.split(key)
+            actions = env.sample_actions(key_act, params)
+            obs, state, reward, term, trunc, info = env.step(key_step, state, actions, params)
+            return (obs, state), (obs, state.time, reward, term, trunc, info, key_step)
+
+        return jax.lax.scan(body, (obs, state), jax.random.split(key_run, num_steps))[1]
+
+    return run
+
+
+def test_agents_and_spaces_declared(env_id):
+    env, params = dcgenv.make(env_id)
+    assert env.num_agents == len(env.agents) == len(set(env.agents)) >= 1
+    assert all(isinstance(name, str) for name in env.agents)
+    assert isinstance(env.observation_space(params), spaces.Space)
+    assert isinstance(env.action_space(params), spaces.Space)
+
+
+def test_reset_step_jit_match_spaces(env_id):
+    env, params = dcgenv.make(env_id)
+    n = env.num_agents
+    obs, state = jax.jit(env.reset)(jax.random.key(0), params)
+    spaces.check(env.observation_space(params), obs, batch_dims=1, where="reset obs")
+    assert all(np.shape(leaf)[0] == n for leaf in jax.tree.leaves(obs))
+
+    actions = jax.jit(env.sample_actions)(jax.random.key(1), params)
+    spaces.check(env.action_space(params), actions, batch_dims=1, where="sampled actions")
+    assert all(np.shape(leaf)[0] == n for leaf in jax.tree.leaves(actions))
+
+    obs, state, reward, term, trunc, info = jax.jit(env.step)(
+        jax.random.key(2), state, actions, params)
+    spaces.check(env.observation_space(params), obs, batch_dims=1, where="step obs")
+    assert reward.shape == (n,) and reward.dtype == jnp.float32
+    assert term.shape == () and term.dtype == jnp.bool_
+    assert trunc.shape == () and trunc.dtype == jnp.bool_
+    assert isinstance(info, dict)
+    assert jax.tree.structure(info["final_observation"]) == jax.tree.structure(obs)
+
+
+def test_vmap_64_same_key_same_result_vmapped_equals_looped(env_id):
+    env, params = dcgenv.make(env_id)
+    run = jax.jit(random_run(env, num_steps=12))
+    keys = jax.random.split(jax.random.key(3), 64)
+    batched = jax.jit(jax.vmap(run, in_axes=(0, None)))(keys, params)
+    assert jax.tree.leaves(batched)[0].shape[0] == 64
+    for i in range(3):
+        one = run(keys[i], params)
+        assert_tree_equal(one, run(keys[i], params))  # same key, same result
+        assert_tree_equal(one, jax.tree.map(lambda x, i=i: x[i], batched))  # vmap == loop
+    # different keys give different trajectories (the env does use its key)
+    rewards_obs = [np.asarray(leaf) for leaf in jax.tree.leaves((batched[0], batched[2]))]
+    assert any(not np.all(leaf == leaf[:1]) for leaf in rewards_obs)
+
+
+def test_2000_random_steps_finite_and_inside_spaces(env_id):
+    env, params = dcgenv.make(env_id)
+    traj, _ = dcgenv.rollout(env, params, jax.random.key(4), num_envs=8, num_steps=2000)
+    for path, leaf in jax.tree_util.tree_leaves_with_path((traj.obs, traj.reward, traj.info)):
+        leaf = np.asarray(leaf)
+        if np.issubdtype(leaf.dtype, np.floating):
+            assert np.all(np.isfinite(leaf)), f"non-finite values in {jax.tree_util.keystr(path)}"
+    spaces.check(env.observation_space(params), traj.obs, batch_dims=3, where="obs")
+    spaces.check(env.observation_space(params), traj.info["final_observation"], batch_dims=3,
+                 where="final_observation")
+    dones = np.asarray(traj.terminated | traj.truncated)
+    assert dones.any(), "no episode ended in 2000 steps"
+    assert not np.any(np.asarray(traj.terminated & traj.truncated))
+
+
+def test_auto_reset_and_final_observation(env_id):
+    env, params = make(env_id, max_steps_in_episode=SHORT)
+    obs, times, reward, term, trunc, info, step_keys = jax.jit(
+        random_run(env, num_steps=3 * SHORT))(jax.random.key(5), params)
+    done = np.asarray(term | trunc)
+    assert done.any()
+    at = lambda tree, t: jax.tree.map(lambda x: x[t], tree)
+    for t in range(len(done)):
+        if done[t]:  # obs is the next episode's first obs, reset with split(step_key)[1]
+            reset_obs, reset_state = env.reset(jax.random.split(step_keys[t])[1], params)
+            assert_tree_equal(at(obs, t), reset_obs)
+            assert int(times[t]) == 0
+            if not bool(term[t]):  # truncated: the limit was reached
+                assert bool(trunc[t])
+        else:  # mid-episode, the final observation is the observation itself
+            assert_tree_equal(at(info["final_observation"], t), at(obs, t))
+            assert int(times[t]) >= 1
+
+
+def test_step_traces_once(env_id):
+    env, params = dcgenv.make(env_id)
+    chex.clear_trace_counter()  # the counter is keyed by code, shared across parametrisations
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(key, state, actions, params):
+        return env.step(key, state, actions, params)
+
+    obs, state = env.reset(jax.random.key(6), params)
+    for key in jax.random.split(jax.random.key(7), 2 * SHORT):
+        k_act, k_step = jax.random.split(key)
+        obs, state, *_ = step(k_step, state, env.sample_actions(k_act, params), params)
+
+
+def test_bad_ids_and_overrides_raise(env_id):
+    with pytest.raises(ValueError, match="unknown environment id"):
+        dcgenv.make(env_id.replace("-v", "X-v"))
+    with pytest.raises(ValueError, match="params fields"):
+        dcgenv.make(env_id, no_such_field=1)
+    _, params = dcgenv.make(env_id)
+    for field in dataclasses.fields(params):
+        if isinstance(getattr(params, field.name), (bool, int, float)):
+            with pytest.raises(ValueError, match=field.name):
+                dcgenv.make(env_id, **{field.name: "not a number"})
