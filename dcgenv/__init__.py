@@ -5,7 +5,7 @@
     obs, state, reward, terminated, truncated, info = env.step(key, state, actions, params)
 """
 
-from dcgenv import envs, spaces  # noqa: F401  (importing envs registers every environment)
+from dcgenv import comms, envs, spaces  # noqa: F401  (importing envs registers every env)
 from dcgenv.core import EnvParams, EnvState, MultiAgentEnv
 from dcgenv.registry import make, register, registered
 from dcgenv.rollouts import Transition, random_policy, rollout
@@ -14,4 +14,5 @@ from dcgenv.wrappers import LogWrapper, Wrapper, summarize
 __version__ = "0.1.0"
 
 __all__ = ["EnvParams", "EnvState", "LogWrapper", "MultiAgentEnv", "Transition", "Wrapper",
-           "make", "random_policy", "register", "registered", "rollout", "spaces", "summarize"]
+           "comms", "make", "random_policy", "register", "registered", "rollout", "spaces",
+           "summarize"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -138,3 +141,10 @@ def test_spaces_added_on_top_of_gymnax():
         spaces.check(spaces.Discrete(3), jnp.float32(1))
     with pytest.raises(ValueError, match="expected keys"):
         spaces.check(d, {"x": jnp.int32(1)})
+
+
+def test_import_dcgenv_pulls_in_no_learner_dependencies():
+    code = ("import sys, dcgenv; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'optax', 'distrax', 'orbax', 'agents', 'baselines'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

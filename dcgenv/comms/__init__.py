@@ -1,0 +1,56 @@
+"""dcgenv.comms: channels with exact bit accounting, topologies, gradient taps, regularisers.
+
+    from dcgenv import comms
+    channel = comms.DDCL(delta=0.2)
+    z_hat, stats = channel.send(key, z, train=True)   # stats["bits"], stats["cost"]
+
+See docs/comms.md for the table of channels and a worked example.
+"""
+
+from dcgenv.comms.channels import (
+    DDCL,
+    DRU,
+    Channel,
+    Continuous,
+    FakeQuant,
+    GaussianNoise,
+    GumbelSoftmax,
+    Silent,
+    Stats,
+    static_dataclass,
+    straight_through,
+)
+from dcgenv.comms.coding import (
+    CODES,
+    bit_length,
+    code_length,
+    decode,
+    empirical_entropy_bits,
+    encode,
+)
+from dcgenv.comms.diagnostics import gsnr, score_function_loss
+from dcgenv.comms.regularisers import (
+    ddcl_cost,
+    expected_length,
+    kl_standard_normal,
+    send_probs,
+)
+from dcgenv.comms.stop import WithStop
+from dcgenv.comms.taps import stop_incoming, tap, value_and_grad_with_taps
+from dcgenv.comms.topology import (
+    attention,
+    broadcast_mean,
+    gated_mean,
+    masked_mean,
+    others,
+    vision_adjacency,
+)
+
+__all__ = [
+    "CODES", "Channel", "Continuous", "DDCL", "DRU", "FakeQuant", "GaussianNoise", "GumbelSoftmax",
+    "Silent", "Stats", "WithStop", "attention", "bit_length", "broadcast_mean", "code_length",
+    "ddcl_cost", "decode", "empirical_entropy_bits", "encode", "expected_length", "gated_mean",
+    "gsnr", "kl_standard_normal", "masked_mean", "others", "score_function_loss", "send_probs",
+    "static_dataclass", "stop_incoming", "straight_through", "tap", "value_and_grad_with_taps",
+    "vision_adjacency",
+]
