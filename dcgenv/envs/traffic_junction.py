@@ -1,0 +1,218 @@
+"""Traffic Junction (Sukhbaatar et al. 2016) as in IC3Net's ``ic3net-envs`` (Singh et al. 2018).
+
+Cars enter the grid, each drives a fixed route and, every step, chooses gas (advance one cell
+along the route) or brake (stay). Layouts, routes and cell ids: ``traffic_junction_layout.py``.
+
+========= ====== ======= ======================== ========= ====== ========
+level     agents grid    entries x routes          max steps vision add_rate
+========= ====== ======= ======================== ========= ====== ========
+easy      5      7 x 7   2 x 1 (one-way roads)     20        0      0.3
+medium    10     14 x 14 4 x 3                     40        1      0.2
+hard      20     18 x 18 8 x 7 (4 two-way roads)   80        1      0.05
+========= ====== ======= ======================== ========= ====== ========
+
+Constructor arguments (static, they change shapes): ``level``, ``vision`` (e.g. easy with
+vision 1 instead of IC3Net's 0: ``make("TrafficJunction-easy-v0", vision=1)``, obs length 137) and
+``num_agents`` (the cap on cars in the system).
+
+One step, in IC3Net's order:
+
+1. Every car in the system acts: its wait (steps acted since entering) grows by one; brake
+   keeps its cell; gas moves it to the next cell of its route, and a car that moves past the
+   last cell has completed its route: it leaves, its wait is zeroed and its slot is free.
+2. Arrivals: for each entry in order, while fewer than ``num_agents`` cars are in the system,
+   a car arrives with probability ``add_rate``, in a uniformly chosen free slot, on the first
+   cell of a uniformly chosen route of that entry (wait 0).
+3. Collisions are detected after the arrivals (a car can crash as it arrives): a car shares its
+   cell with another car. Reward per car: ``alive * (time_penalty * wait + crash_penalty *
+   crashed)`` with -0.01 and -10; a pair that stays on one cell pays again every step.
+
+The game never terminates; the base class truncates at ``max_steps_in_episode``. ``success``
+means no collision so far this episode (on the last step: the episode's success, which
+``LogWrapper`` reads). ``info``: ``collisions`` (cars that crashed this step), ``success``,
+``entered`` and ``completed`` (cars that arrived / completed their route this step).
+
+Observation per car, a dict: ``alive`` (bool) and ``obs`` (f32 of length 17 / 533 / 1325 at
+the default visions) = ``[last_act, route_id / (num_routes - 1), window]`` where ``window`` is
+the ``(2 vision + 1)^2`` cells around the car, row-major, each a one-hot of the cell's id (road
+id or outside, vocabulary 15 / 59 / 147) plus, in the car channel, the *count* of cars on it
+(the car itself included). A car not in the system sees all zeros. ``last_act`` belongs to the
+slot: it is not reset when a new car takes the slot (as IC3Net), and completing a route leaves
+the previous value.
+
+Actions: ``Discrete(2)`` per car, 0 = gas, 1 = brake (IC3Net's order). Actions of cars not in
+the system are ignored; inside ``jit`` other values are clipped into {0, 1}.
+
+Curriculum: ``add_rate`` is a params field. ``curriculum_add_rate(epoch, level)`` gives the rate
+IC3Net's curriculum sets in a given training epoch (works under ``jit``); a trainer writes it
+into params, e.g. ``params.replace(add_rate=curriculum_add_rate(epoch, "easy"))``.
+
+Cost: each step is O(N) for the dynamics, O(N^2) for collisions and O(N^2 (2v+1)^2) for the
+window counts (each window cell compared with the N car cells), all dominated by writing the
+observation itself, N (2v+1)^2 x vocab floats. Cars are route/position index arrays; the
+window is a gather from a padded id grid; arrivals write at most one slot per entry.
+
+Deviations from IC3Net, none visible in the rules or the observations at the default levels:
+
+- IC3Net parks cars that are not in the system on cell (0, 0), and its car channel counts
+  them there. We do not count them: (0, 0) is outside every window of a car on the road at the
+  default visions (it is first seen from easy vision >= 3, medium >= 6, hard >= 4).
+- An arrival happens when ``U < add_rate`` (IC3Net: ``U <= add_rate`` with float64 draws), so
+  that ``add_rate = 0`` adds no car with float32 uniforms.
+- IC3Net's random choices come from numpy's global generator in a different order; outcomes
+  match in distribution (``docs/parity.md``), not draw for draw.
+- Not ported: ``vocab_type="scalar"``, other grid sizes (``dim``), rendering.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from dcgenv import spaces
+from dcgenv.core import EnvParams as BaseParams
+from dcgenv.core import EnvState as BaseState
+from dcgenv.core import MultiAgentEnv
+from dcgenv.envs.traffic_junction_layout import LEVELS, build_layout, curriculum_table, get_level
+from dcgenv.registry import register
+
+
+@struct.dataclass
+class EnvState(BaseState):
+    alive: jax.Array  # bool [N]: the slot holds a car in the system
+    route: jax.Array  # int32 [N]: route id of the slot's car (kept after it leaves)
+    pos: jax.Array  # int32 [N]: index of the car's cell along its route
+    wait: jax.Array  # int32 [N]: steps the car has acted since it entered
+    last_act: jax.Array  # int32 [N]: last action of the slot (0 gas, 1 brake)
+    failed: jax.Array  # bool: a collision happened this episode
+
+
+@struct.dataclass
+class EnvParams(BaseParams):
+    add_rate: float = 0.3
+    time_penalty: float = -0.01
+    crash_penalty: float = -10.0
+    max_steps_in_episode: int = 20
+
+
+def curriculum_add_rate(epoch, level: str) -> jax.Array:
+    """IC3Net's curriculum add_rate in training epoch ``epoch`` (0-based, as IC3Net counts).
+
+    ``add_rate_min`` until ``curr_start``, then up by ``(max - min) / (end - start)`` per epoch,
+    floored to a multiple of 0.01 in IC3Net's float64 arithmetic; constant from ``curr_end``.
+    ``epoch`` may be a traced integer.
+    """
+    table = curriculum_table(level)
+    return jnp.asarray(table, jnp.float32)[jnp.clip(epoch, 0, len(table) - 1)]
+
+
+class TrafficJunction(MultiAgentEnv):
+    """Traffic Junction; ``level`` fixes grid, routes and defaults (see the module docstring)."""
+
+    def __init__(self, level: str = "easy", vision: int | None = None,
+                 num_agents: int | None = None):
+        spec = get_level(level)
+        vision = spec.vision if vision is None else vision
+        num_agents = spec.num_agents if num_agents is None else num_agents
+        for name, value, low in (("vision", vision, 0), ("num_agents", num_agents, 1)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+                raise ValueError(f"TrafficJunction: {name} must be an integer >= {low}, "
+                                 f"got {value!r}")
+        self.level, self.vision = level, int(vision)
+        self.agents = tuple(f"car_{i}" for i in range(num_agents))
+        lay = build_layout(level)
+        v, side = self.vision, lay.side + 2 * self.vision
+        self.vocab, self.car_channel = lay.vocab, lay.car_channel
+        self.num_entries, self.routes_per_entry = len(lay.routes), len(lay.routes[0])
+        self.num_routes = self.num_entries * self.routes_per_entry
+        # Padded-grid flat index of every route cell (routes padded with their last cell).
+        paths = [p for entry in lay.routes for p in entry]
+        longest = max(map(len, paths))
+        cells = [[(r + v) * side + c + v for r, c in p] for p in paths]
+        self._route_cells = np.array([c + c[-1:] * (longest - len(c)) for c in cells], np.int32)
+        self._route_len = np.array([len(p) for p in paths], np.int32)
+        self._ids = np.pad(lay.cell_ids, v, constant_values=lay.outside).ravel()
+        dy, dx = np.divmod(np.arange((2 * v + 1) ** 2), 2 * v + 1)
+        self._window = (dy * side + dx - v * side - v).astype(np.int32)  # offsets from the car
+        self.obs_size = 2 + len(self._window) * self.vocab
+
+    @property
+    def name(self) -> str:
+        return f"TrafficJunction-{self.level}"
+
+    @property
+    def default_params(self) -> EnvParams:
+        spec = LEVELS[self.level]
+        return EnvParams(add_rate=spec.add_rate, max_steps_in_episode=spec.max_steps)
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> EnvState:
+        zeros = jnp.zeros(self.num_agents, jnp.int32)
+        return EnvState(time=jnp.zeros((), jnp.int32), alive=zeros.astype(bool), route=zeros,
+                        pos=zeros, wait=zeros, last_act=zeros, failed=jnp.zeros((), bool))
+
+    def step_env(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
+        n, num_entries = self.num_agents, self.num_entries
+        act = jnp.clip(jnp.asarray(actions).astype(jnp.int32), 0, 1)
+        # 1. cars act
+        alive = state.alive
+        gas = alive & (act == 0)
+        pos = state.pos + gas
+        completed = gas & (pos >= jnp.asarray(self._route_len)[state.route])
+        alive = alive & ~completed
+        wait = jnp.where(completed, 0, state.wait + state.alive)
+        last_act = jnp.where(alive, act, state.last_act)
+        # 2. arrivals: entry e admits a car if it wants one and the cap is not yet reached
+        k_add, k_route, k_slot = jax.random.split(key, 3)
+        want = jax.random.uniform(k_add, (num_entries,)) < params.add_rate
+        before = jnp.cumsum(want) - want  # wanting entries ahead of this one
+        admit = want & (alive.sum() + before < n)
+        free_first = jnp.argsort(jnp.where(alive, 2.0, jax.random.uniform(k_slot, (n,))))
+        slot = jnp.where(admit, free_first[jnp.clip(before, 0, n - 1)], n)  # n: dropped
+        new_route = (jnp.arange(num_entries) * self.routes_per_entry
+                     + jax.random.randint(k_route, (num_entries,), 0, self.routes_per_entry))
+        alive = alive.at[slot].set(True, mode="drop")
+        route = state.route.at[slot].set(new_route, mode="drop")
+        pos = pos.at[slot].set(0, mode="drop")
+        wait = wait.at[slot].set(0, mode="drop")
+        state = state.replace(alive=alive, route=route, pos=pos, wait=wait, last_act=last_act)
+        # 3. collisions after arrivals, rewards
+        cell = self._cells(state)
+        same = (cell[:, None] == cell[None, :]) & alive[:, None] & alive[None, :]
+        crashed = (same & ~jnp.eye(n, dtype=bool)).any(axis=1)
+        reward = jnp.where(alive, params.time_penalty * wait + params.crash_penalty * crashed, 0.)
+        state = state.replace(failed=state.failed | crashed.any())
+        info = {"collisions": crashed.sum(dtype=jnp.int32), "success": ~state.failed,
+                "entered": admit.sum(dtype=jnp.int32),
+                "completed": completed.sum(dtype=jnp.int32)}
+        return state, reward.astype(jnp.float32), jnp.zeros((), bool), info
+
+    def _cells(self, state: EnvState) -> jax.Array:
+        """Padded-grid flat cell index of every slot's car (stale for cars not in the system)."""
+        pos = jnp.clip(state.pos, 0, self._route_cells.shape[1] - 1)
+        return jnp.asarray(self._route_cells)[state.route, pos]
+
+    def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
+        cell = self._cells(state)
+        window = cell[:, None] + jnp.asarray(self._window)  # [N, K] padded-grid cells
+        ids = jnp.asarray(self._ids)[window]
+        counts = ((window[:, :, None] == cell) & state.alive).sum(-1)  # cars on each cell
+        channel = jnp.arange(self.vocab)
+        cells = (ids[..., None] == channel) + counts[..., None] * (channel == self.car_channel)
+        head = jnp.stack([state.last_act, state.route], -1) / jnp.array([1, self.num_routes - 1])
+        obs = jnp.concatenate([head, cells.reshape(self.num_agents, -1)], -1)
+        obs = jnp.where(state.alive[:, None], obs, 0.0).astype(jnp.float32)
+        return {"obs": obs, "alive": state.alive}
+
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
+        return spaces.Dict({"obs": spaces.Box(0.0, float(self.num_agents), (self.obs_size,),
+                                              jnp.float32),
+                            "alive": spaces.Binary()})
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(2)
+
+
+for _level in LEVELS:
+    register(f"TrafficJunction-{_level}-v0", TrafficJunction, level=_level)
