@@ -107,18 +107,35 @@ def test_vmap_64_same_key_same_result_vmapped_equals_looped(env_id):
 
 
 def test_2000_random_steps_finite_and_inside_spaces(env_id):
+    """2,000 random steps x 8 envs; checks run inside the scan so memory stays O(1) in time."""
     env, params = dcgenv.make(env_id)
-    traj, _ = dcgenv.rollout(env, params, jax.random.key(4), num_envs=8, num_steps=2000)
-    for path, leaf in jax.tree_util.tree_leaves_with_path((traj.obs, traj.reward, traj.info)):
-        leaf = np.asarray(leaf)
-        if np.issubdtype(leaf.dtype, np.floating):
-            assert np.all(np.isfinite(leaf)), f"non-finite values in {jax.tree_util.keystr(path)}"
-    spaces.check(env.observation_space(params), traj.obs, batch_dims=3, where="obs")
-    spaces.check(env.observation_space(params), traj.info["final_observation"], batch_dims=3,
-                 where="final_observation")
-    dones = np.asarray(traj.terminated | traj.truncated)
-    assert dones.any(), "no episode ended in 2000 steps"
-    assert not np.any(np.asarray(traj.terminated & traj.truncated))
+    space = env.observation_space(params)
+    inside = lambda obs: jnp.all(jax.vmap(space.contains)(obs))  # every agent's obs
+
+    def run(key):
+        def body(carry, key):
+            obs, state = carry
+            key_act, key_step = jax.random.split(key)
+            actions = env.sample_actions(key_act, params)
+            obs, state, reward, term, trunc, info = env.step(key_step, state, actions, params)
+            floats = [x for x in jax.tree.leaves((obs, reward, info))
+                      if jnp.issubdtype(x.dtype, jnp.floating)]
+            finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in floats]))
+            flags = (finite, inside(obs), inside(info["final_observation"]), term | trunc,
+                     term & trunc)
+            return (obs, state), flags
+
+        key_reset, key_run = jax.random.split(key)
+        carry = env.reset(key_reset, params)
+        return jax.lax.scan(body, carry, jax.random.split(key_run, 2000))[1]
+
+    flags = jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(4), 8))
+    finite, obs_inside, final_inside, done, both = map(np.asarray, flags)
+    assert finite.all(), f"non-finite values at (env, step) {np.argwhere(~finite)[:5]}"
+    assert obs_inside.all(), f"obs outside the space at {np.argwhere(~obs_inside)[:5]}"
+    assert final_inside.all(), f"final_observation outside at {np.argwhere(~final_inside)[:5]}"
+    assert done.any(), "no episode ended in 2000 steps"
+    assert not both.any(), "terminated and truncated both true"
 
 
 def test_auto_reset_and_final_observation(env_id):
