@@ -97,6 +97,7 @@ def _check_type(env_id: str, name: str, default: Any, value: Any) -> None:
 def _coerce(env_id: str, name: str, default: Any, value: Any) -> Any:
     """Check an override of a params field against its default; return it in that dtype."""
     want = np.asarray(default)
+    want = want.astype(jax.dtypes.canonicalize_dtype(want.dtype))  # float64 -> float32 unless x64
     if isinstance(default, (bool, int, float, str)) and not isinstance(value, jax.Array):
         _check_type(env_id, name, default, value)
         return float(value) if type(default) is float else value

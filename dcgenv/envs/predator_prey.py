@@ -1,0 +1,184 @@
+"""Predator-Prey as in IC3Net (Singh, Jain & Sukhbaatar 2018; code IC3Net/IC3Net, ic3net-envs).
+
+Rules (those of ``predator_prey_env.py``): ``num_agents`` predators and one stationary prey
+start on distinct uniformly random cells of a ``dim x dim`` grid. Each step every predator that
+is not frozen moves up/right/down/left or stays (actions 0..4; row 0 is the top); moves are
+clamped at the border and predators may share cells. A predator standing on the prey after
+moving is frozen there for the rest of the episode (its actions are ignored). Reward per
+predator and step, by ``params.mode``:
+
+============ ============================ =============================================
+mode          predator not on the prey     predator on the prey (``k`` predators on it)
+============ ============================ =============================================
+0 mixed       -0.05                        0
+1 cooperative -0.05                        +0.05 * k
+2 competitive -0.05                        +0.05 / k
+============ ============================ =============================================
+
+In mixed mode (the default, as IC3Net/TarMAC/MAGIC report) the episode terminates when every
+predator is on the prey; in the other two modes it runs until ``max_steps_in_episode``. Levels:
+easy 3 predators, 5x5, vision 0, 20 steps; medium 5, 10x10, vision 1, 40; hard 10, 20x20,
+vision 1, 80 (IC3Net's README). ``make(id, mode="cooperative")`` picks a mode by name (a
+``ValueError`` names the allowed ones); ``params.mode`` is an int so it can be vmapped.
+
+Observation (per agent, a dict; agent-stacked in ``obs``):
+
+========== ================================ ==============================================
+``view``    f32[2v+1, 2v+1, dim*dim + 4]     IC3Net's vision window, row-major, channels last
+``active``  bool                             False once the predator is frozen on the prey
+========== ================================ ==============================================
+
+The window encoding is IC3Net's: channel ``r*dim + c`` is a one-hot of the cell's own id,
+channel ``dim*dim`` is never set (an unused slot of the original vocabulary), ``dim*dim + 1``
+marks cells outside the grid, ``dim*dim + 2`` counts the prey and ``dim*dim + 3`` counts the
+predators in the cell. Flattened, ``view`` is the per-agent vector IC3Net's trainer feeds
+its networks (vocab 29 / 104 / 404 for easy / medium / hard).
+
+``info``: ``success`` (all predators on the prey), ``steps_to_catch`` (the step on which the
+last predator reached the prey, or the steps taken so far while that has not happened: at the
+end of an episode, the TarMAC metric "steps to catch" with uncaught episodes counted at their
+length), ``on_prey`` (number of predators on the prey).
+
+Actions: ``Discrete(5)``; inside ``jit`` out-of-range actions are clipped to ``[0, 4]``.
+
+Cost per step: O(n) for the moves and rewards; the observation is gathered per agent from its
+``(2v+1)^2`` window (O(n^2 (2v+1)^2) to count predators, plus writing the one-hot output); no
+grid-sized array is built, so the cost does not grow with ``dim``.
+
+Deviations from the original, and why:
+- IC3Net's action 4 only "stays" because its code tests for 5; here 4 is an explicit stay
+  (same behaviour). Its assertion allows action 5 (also a stay); clipping maps 5+ to 4.
+- IC3Net reports ``success`` only outside competitive mode; here it is defined in every mode.
+- Observations are float32 (IC3Net builds int arrays and casts them to double).
+- IC3Net's unused options (moving prey: NotImplementedError; ``enemy_comm``; several prey;
+  ``no_stay``) are not reproduced.
+- Start cells are drawn by sequential rank sampling (uniform over ordered distinct cells, the
+  same distribution as ``np.random.choice(..., replace=False)``) so that a reset costs
+  O(agents^3) elementwise work (no device loop), not O(dim^2).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from dcgenv import spaces
+from dcgenv.core import EnvParams as BaseParams
+from dcgenv.core import EnvState as BaseState
+from dcgenv.core import MultiAgentEnv
+from dcgenv.registry import register
+
+MODES = ("mixed", "cooperative", "competitive")
+MOVES = np.array([[-1, 0], [0, 1], [1, 0], [0, -1], [0, 0]], np.int32)  # up right down left stay
+TIMESTEP_PENALTY, PREY_REWARD = -0.05, 0.05
+
+
+@struct.dataclass
+class EnvState(BaseState):
+    predators: jax.Array  # int32 [n, 2] (row, col)
+    prey: jax.Array  # int32 [2]
+    frozen: jax.Array  # bool [n], on the prey
+    catch_time: jax.Array  # int32, step on which all predators were on the prey (0: not yet)
+
+
+@struct.dataclass
+class EnvParams(BaseParams):
+    mode: int = 0  # index into MODES
+    max_steps_in_episode: int = 20
+
+
+def mode_code(mode: str) -> int:
+    """The ``params.mode`` code of a mode name; ``ValueError`` names the allowed modes."""
+    if mode not in MODES:
+        raise ValueError(f"unknown Predator-Prey mode {mode!r}; allowed modes: {list(MODES)}")
+    return MODES.index(mode)
+
+
+def distinct_cells(key: jax.Array, num_cells: int, m: int) -> jax.Array:
+    """``m`` distinct cells of ``range(num_cells)``, uniformly random in order, in O(m^3).
+
+    The k-th cell is a uniform rank ``r`` among the ``num_cells - k`` cells not yet taken:
+    ``r`` plus the number of taken cells with at most ``r`` free cells below them. No loop
+    runs on the device (the loop over ``m`` is unrolled), which matters on accelerators.
+    """
+    if m > num_cells:
+        raise ValueError(f"cannot place {m} distinct items on {num_cells} cells")
+    ranks = jax.random.randint(key, (m,), 0, num_cells - jnp.arange(m))
+    cells, slot = jnp.zeros((m,), jnp.int32), jnp.arange(m)
+    for k in range(m):
+        placed = slot < k
+        free_below = cells - jnp.sum((cells[None, :] < cells[:, None]) & placed, axis=1)
+        cells = cells.at[k].set(ranks[k] + jnp.sum(placed & (free_below <= ranks[k])))
+    return cells
+
+
+class PredatorPrey(MultiAgentEnv):
+    def __init__(self, dim: int = 5, num_agents: int = 3, vision: int = 0,
+                 max_steps: int = 20, mode: str = "mixed"):
+        if dim < 2 or num_agents < 1 or vision < 0 or num_agents + 1 > dim * dim:
+            raise ValueError(f"impossible Predator-Prey size: dim={dim} (>= 2), num_agents="
+                             f"{num_agents} (1 .. dim*dim - 1), vision={vision} (>= 0)")
+        self.dim, self.vision = dim, vision
+        self.vocab = dim * dim + 4
+        # 0.05 / k as a table (a division of batched numbers may round differently under vmap)
+        self._shares = (PREY_REWARD / np.maximum(np.arange(num_agents + 1), 1)).astype(np.float32)
+        self._default = EnvParams(mode=mode_code(mode), max_steps_in_episode=max_steps)
+        self.agents = tuple(f"predator_{i}" for i in range(num_agents))
+
+    @property
+    def default_params(self) -> EnvParams:
+        return self._default
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> EnvState:
+        cells = distinct_cells(key, self.dim * self.dim, self.num_agents + 1)
+        pos = jnp.stack([cells // self.dim, cells % self.dim], axis=-1)
+        zero = jnp.zeros((), jnp.int32)
+        return EnvState(time=zero, predators=pos[:-1], prey=pos[-1],
+                        frozen=jnp.zeros(self.num_agents, bool), catch_time=zero)
+
+    def step_env(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
+        actions = jnp.clip(jnp.asarray(actions, jnp.int32), 0, 4)
+        moved = jnp.clip(state.predators + jnp.asarray(MOVES)[actions], 0, self.dim - 1)
+        predators = jnp.where(state.frozen[:, None], state.predators, moved)
+        on_prey = jnp.all(predators == state.prey, axis=-1)
+        k = on_prey.sum()
+        mode = jnp.clip(params.mode, 0, 2)  # out-of-range codes read as the nearest mode
+        on_reward = jnp.select([mode == 1, mode == 2],
+                               [PREY_REWARD * k, jnp.asarray(self._shares)[k]], 0.0)
+        reward = jnp.where(on_prey, on_reward, TIMESTEP_PENALTY).astype(jnp.float32)
+        caught = jnp.all(on_prey)
+        catch_time = jnp.where((state.catch_time == 0) & caught, state.time + 1, state.catch_time)
+        state = state.replace(predators=predators, frozen=on_prey, catch_time=catch_time)
+        info = {"success": caught, "on_prey": k.astype(jnp.int32),
+                "steps_to_catch": jnp.where(caught, catch_time, state.time + 1)}
+        return state, reward, caught & (mode == 0), info
+
+    def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
+        v, dim = self.vision, self.dim
+        offsets = jnp.stack(jnp.meshgrid(jnp.arange(-v, v + 1), jnp.arange(-v, v + 1),
+                                         indexing="ij"), axis=-1).reshape(-1, 2)
+        cells = state.predators[:, None, :] + offsets[None]  # [n, W, 2]
+        inside = jnp.all((cells >= 0) & (cells < dim), axis=-1)
+        cell_id = jnp.where(inside, cells[..., 0] * dim + cells[..., 1], dim * dim + 1)
+        prey = jnp.all(cells == state.prey, axis=-1)
+        preds = jnp.all(cells[:, :, None, :] == state.predators[None, None], axis=-1).sum(-1)
+        view = jnp.concatenate([jax.nn.one_hot(cell_id, dim * dim + 2),
+                                prey[..., None], preds[..., None]], axis=-1)
+        side = 2 * v + 1
+        return {"view": view.reshape(self.num_agents, side, side, self.vocab).astype(jnp.float32),
+                "active": ~state.frozen}
+
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
+        side = 2 * self.vision + 1
+        view = spaces.Box(0.0, float(self.num_agents), (side, side, self.vocab), jnp.float32)
+        return spaces.Dict({"view": view, "active": spaces.Binary()})
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(5)
+
+
+register("PredatorPrey-easy-v0", PredatorPrey, dim=5, num_agents=3, vision=0, max_steps=20)
+register("PredatorPrey-medium-v0", PredatorPrey, dim=10, num_agents=5, vision=1, max_steps=40)
+register("PredatorPrey-hard-v0", PredatorPrey, dim=20, num_agents=10, vision=1, max_steps=80)

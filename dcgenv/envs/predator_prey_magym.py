@@ -1,0 +1,184 @@
+"""Predator-Prey as in ma-gym (koulanurag/ma-gym ``PredatorPrey7x7-v0``), as arXiv 2401.15059
+(marl-indep-comm) builds it: 7x7 grid, 4 predators, 2 prey, ``penalty=-0.75``.
+
+Rules (those of ``ma_gym/envs/predator_prey/predator_prey.py``), one step:
+
+1. Every agent gets ``step_cost`` (-0.01).
+2. Predators move one after another in index order (actions 0 down, 1 left, 2 up, 3 right,
+   4 stay; row 0 is the top), each only into a cell inside the grid holding no predator and
+   no live prey; otherwise it stays. A later predator sees the earlier ones' new cells.
+3. Prey take turns in index order. A live prey with ``k`` predators in its 4-neighbourhood:
+   ``k = 1`` gives ``penalty`` (-0.75) to every agent; ``k >= 2`` gives ``capture_reward`` (+5)
+   to every agent and the prey is captured (removed). A prey still alive then draws up to 5
+   moves from ``prey_move_probs`` (down, left, up, right, stay: 0.175 x 4, 0.3) and takes the
+   first whose target has no predator in its 4-neighbourhood (no such draw: it stays); it
+   moves only into a vacant cell inside the grid. (As in ma-gym, the check looks at the
+   target's neighbours only, so a draw into a predator's own cell passes it and the prey
+   then stays put.)
+4. The episode terminates when every prey is captured, and is cut at 100 steps.
+
+Start: predators one by one, then prey one by one, each on a uniformly random vacant cell with
+coordinates in ``[0, size - 2]`` (ma-gym's ``randint(0, size - 1)`` excludes its upper bound:
+the last row and column are never used at reset); a prey never starts next to a predator.
+
+Observation (per agent, f32[28], ma-gym's order): ``row / (size - 1)``, ``col / (size - 1)``,
+a 5x5 window centred on the agent (row-major) with 1 where a live prey is, and
+``time / max_steps_in_episode``. ma-gym's docstring mentions an agent id; its code sends none
+and neither do we. All agents are always active (no mask needed).
+
+``info``: ``prey_alive`` bool [num_prey], ``captured`` (prey captured so far this episode),
+``success`` (every prey captured). Rewards are shared: all agents get the same number.
+
+Actions: ``Discrete(5)``; inside ``jit`` out-of-range actions are clipped to ``[0, 4]`` (ma-gym
+raises an exception).
+
+Cost per step: predators and prey move in unrolled loops over agents (each move checks the
+``n + p`` others); the observation compares each agent with each prey. The reset compares the
+``(size - 1)^2`` start cells (36) with the predators (the only grid-sized work).
+
+Constructor: ``size``, ``num_agents``, ``num_prey`` (ma-gym's ``grid_shape``, ``n_agents``,
+``n_preys``; its ``PredatorPrey5x5`` is ``size=5, num_agents=2, num_prey=1``). Params:
+``step_cost``, ``penalty``, ``capture_reward``, ``prey_move_probs`` (ma-gym's static-prey ``-v2``
+variants use ``(0, 0, 0, 0, 1)``), ``max_steps_in_episode``.
+
+Deviations from the original, and why:
+- Start cells are drawn directly from the uniform distribution over allowed cells instead of
+  by rejection sampling (same distribution, fixed cost under ``jit``).
+- Episodes are cut at ``max_steps_in_episode`` as a truncation (ma-gym sets every agent's
+  done at 100 steps, without distinguishing the two).
+- ma-gym's ``full_observable`` option (every agent gets all agents' observations) is not
+  reproduced; concatenate ``obs`` across agents for it.
+- Random numbers come from JAX keys, so individual trajectories differ from ma-gym's
+  ``np_random`` ones; the distributions are the same (see ``docs/parity.md``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from dcgenv import spaces
+from dcgenv.core import EnvParams as BaseParams
+from dcgenv.core import EnvState as BaseState
+from dcgenv.core import MultiAgentEnv
+from dcgenv.envs.predator_prey import distinct_cells
+from dcgenv.registry import register
+
+MOVES = np.array([[1, 0], [0, -1], [-1, 0], [0, 1], [0, 0]], np.int32)  # down left up right stay
+VIEW = 2  # the window is (2 * VIEW + 1)^2 = 5x5, hard-coded in ma-gym's get_agent_obs
+
+
+@struct.dataclass
+class EnvState(BaseState):
+    predators: jax.Array  # int32 [n, 2] (row, col)
+    prey: jax.Array  # int32 [p, 2]
+    prey_alive: jax.Array  # bool [p]
+
+
+@struct.dataclass
+class EnvParams(BaseParams):
+    step_cost: float = -0.01
+    penalty: float = -0.75
+    capture_reward: float = 5.0
+    prey_move_probs: jax.Array = struct.field(  # down left up right stay
+        default_factory=lambda: jnp.array([0.175, 0.175, 0.175, 0.175, 0.3], jnp.float32))
+    max_steps_in_episode: int = 100
+
+
+def _neighbours(cells: jax.Array, predators: jax.Array) -> jax.Array:
+    """Number of predators in the 4-neighbourhood of each cell (cells [..., 2])."""
+    dist = jnp.abs(cells[..., None, :] - predators).sum(-1)
+    return (dist == 1).sum(-1)
+
+
+class PredatorPreyMagym(MultiAgentEnv):
+    def __init__(self, size: int = 7, num_agents: int = 4, num_prey: int = 2):
+        fits = (size - 1) ** 2 >= 5 * num_agents + num_prey
+        if size < 3 or num_agents < 1 or num_prey < 1 or not fits:
+            raise ValueError(f"impossible ma-gym Predator-Prey size: size={size} (>= 3), "
+                             f"num_agents={num_agents}, num_prey={num_prey} (>= 1 each, with "
+                             "(size - 1)^2 >= 5 * num_agents + num_prey so every start is legal)")
+        self.size, self.num_prey = size, num_prey
+        self.agents = tuple(f"predator_{i}" for i in range(num_agents))
+        side = size - 1  # start cells: rows and columns 0 .. size - 2
+        self._start = np.stack(np.divmod(np.arange(side * side), side), axis=-1).astype(np.int32)
+
+    @property
+    def default_params(self) -> EnvParams:
+        return EnvParams()
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> EnvState:
+        key_pred, *key_prey = jax.random.split(key, 1 + self.num_prey)
+        start = jnp.asarray(self._start)
+        predators = start[distinct_cells(key_pred, len(start), self.num_agents)]
+        allowed = _neighbours(start, predators) == 0
+        allowed &= ~jnp.any(jnp.all(start[:, None] == predators, -1), -1)
+        prey = []
+        for k in key_prey:
+            cell = jax.random.categorical(k, jnp.where(allowed, 0.0, -jnp.inf))
+            prey.append(start[cell])
+            allowed = allowed.at[cell].set(False)
+        return EnvState(time=jnp.zeros((), jnp.int32), predators=predators, prey=jnp.stack(prey),
+                        prey_alive=jnp.ones(self.num_prey, bool))
+
+    def _vacant(self, cell, predators, prey, alive):
+        inside = jnp.all((cell >= 0) & (cell < self.size))
+        return (inside & ~jnp.any(jnp.all(predators == cell, -1))
+                & ~jnp.any(jnp.all(prey == cell, -1) & alive))
+
+    def step_env(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
+        actions = jnp.clip(jnp.asarray(actions, jnp.int32), 0, 4)
+        moves = jnp.asarray(MOVES)
+
+        def move_predator(i, preds):
+            target = preds[i] + moves[actions[i]]
+            ok = self._vacant(target, preds, state.prey, state.prey_alive)
+            return preds.at[i].set(jnp.where(ok, target, preds[i]))
+
+        preds = jax.lax.fori_loop(0, self.num_agents, move_predator, state.predators, unroll=True)
+        logits = jnp.log(jnp.asarray(params.prey_move_probs, jnp.float32))
+
+        def prey_turn(j, carry):
+            prey, alive, reward = carry
+            k = _neighbours(prey[j], preds)
+            touched = alive[j] & (k >= 1)
+            reward += jnp.where(touched, jnp.where(k == 1, params.penalty,
+                                                   params.capture_reward), 0.0)
+            alive = alive.at[j].set(alive[j] & (k <= 1))
+            draws = jax.random.categorical(jax.random.fold_in(key, j), logits, shape=(5,))
+            safe = _neighbours(prey[j] + moves[draws], preds) == 0
+            move = jnp.where(jnp.any(safe), draws[jnp.argmax(safe)], 4)
+            target = prey[j] + moves[move]
+            ok = alive[j] & (move != 4) & self._vacant(target, preds, prey, alive)
+            return prey.at[j].set(jnp.where(ok, target, prey[j])), alive, reward
+
+        prey, alive, reward = jax.lax.fori_loop(
+            0, self.num_prey, prey_turn,
+            (state.prey, state.prey_alive, jnp.asarray(params.step_cost, jnp.float32)),
+            unroll=True)
+        state = state.replace(predators=preds, prey=prey, prey_alive=alive)
+        done = ~jnp.any(alive)
+        info = {"prey_alive": alive, "captured": (~alive).sum().astype(jnp.int32),
+                "success": done}
+        return state, jnp.full((self.num_agents,), reward, jnp.float32), done, info
+
+    def get_obs(self, state: EnvState, params: EnvParams) -> jax.Array:
+        rel = state.prey[None] - state.predators[:, None]  # [n, p, 2]
+        seen = jnp.all(jnp.abs(rel) <= VIEW, -1) & state.prey_alive
+        cell = (rel[..., 0] + VIEW) * (2 * VIEW + 1) + rel[..., 1] + VIEW
+        window = (jax.nn.one_hot(cell, (2 * VIEW + 1) ** 2) * seen[..., None]).max(axis=1)
+        coords = state.predators / (self.size - 1)
+        # times a reciprocal of the (unbatched) limit: bit-identical with and without vmap
+        t = jnp.full((self.num_agents, 1), state.time * (1.0 / params.max_steps_in_episode))
+        return jnp.concatenate([coords, window, t], axis=-1).astype(jnp.float32)
+
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, (3 + (2 * VIEW + 1) ** 2,), jnp.float32)
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(5)
+
+
+register("PredatorPrey-magym-v0", PredatorPreyMagym)
