@@ -6,7 +6,8 @@
 For each environment and batch size N it reports env-steps/s, agent-steps/s, compile time
 and the bytes one env-step writes (new state + observation), prints a table and writes JSON
 (default ``benchmarks/results/throughput-<platform>.json``). Timing: one compiled call of
-``--num-steps`` steps is run once to warm up, then ``--repeats`` times; the best is kept.
+``--num-steps`` steps (the trajectory is not stored, only the final carry) is run once to warm
+up, then ``--repeats`` times; the best is kept.
 """
 
 from __future__ import annotations
@@ -28,9 +29,31 @@ def tree_bytes(tree) -> int:
                for x in jax.tree.leaves(tree) if hasattr(x, "dtype"))
 
 
+def make_run(env, params, num_envs: int, num_steps: int):
+    """jit(scan(vmap(step))) with random actions, keeping only the carry (no trajectory)."""
+
+    def run(key):
+        key_reset, key_run = jax.random.split(key)
+        carry = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key_reset, num_envs),
+                                                       params)
+
+        def body(carry, key):
+            obs, state = carry
+            key_act, key_step = jax.random.split(key)
+            actions = jax.vmap(env.sample_actions, in_axes=(0, None))(
+                jax.random.split(key_act, num_envs), params)
+            obs, state, *_ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(key_step, num_envs), state, actions, params)
+            return (obs, state), None
+
+        return jax.lax.scan(body, carry, jax.random.split(key_run, num_steps))[0]
+
+    return jax.jit(run)
+
+
 def measure(env_id: str, num_envs: int, num_steps: int, repeats: int) -> dict:
     env, params = dcgenv.make(env_id)
-    run = lambda key: dcgenv.rollout(env, params, key, num_envs=num_envs, num_steps=num_steps)[1]
+    run = make_run(env, params, num_envs, num_steps)
     start = time.perf_counter()
     jax.block_until_ready(run(jax.random.key(0)))
     first = time.perf_counter() - start
