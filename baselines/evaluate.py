@@ -1,0 +1,68 @@
+"""Restore a training run's checkpoint and evaluate its greedy policy.
+
+    python -m baselines.evaluate --checkpoint runs/RUN [--episodes 1000] [--seed 0]
+
+Greedy = argmax / mean actions and the channel in evaluation mode (what really goes on the
+wire). Reports, per trained seed and averaged: success rate, team return, bits per message (the
+CommNet channel's, over alive senders and hops) and, where the environment sends its own
+messages (GridWorldGoal), its bits per episode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import jax
+import numpy as np
+
+from agents.mappo import Trainer, make_trainer
+from baselines import checkpoint
+
+
+def evaluate_params(trainer: Trainer, params, episodes: int, seed: int = 0) -> dict:
+    """Greedy metrics of seed-batched ``params``: ``{"mean": {...}, "per_seed": [{...}]}``."""
+    key = jax.random.fold_in(jax.random.key(seed), 1)
+    fn = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, None, None)), static_argnums=2)
+    out = jax.device_get(fn(params, key, episodes))
+    per_seed = [{k: float(np.asarray(v)[i]) for k, v in out.items()}
+                for i in range(trainer.config.num_seeds)]
+    return {"mean": {k: float(np.mean(v)) for k, v in out.items()}, "per_seed": per_seed}
+
+
+def evaluate_checkpoint(run_dir, episodes: int | None = None, seed: int = 0) -> dict:
+    """Restore the latest checkpoint of ``run_dir`` (config included) and evaluate it."""
+    _, config = checkpoint.saved_config(run_dir)
+    trainer = make_trainer(config)
+    like = jax.eval_shape(trainer.init, jax.random.key(config.seed))
+    (runners, update), _ = checkpoint.restore(run_dir, config, like)
+    result = evaluate_params(trainer, runners.params, episodes or config.eval_episodes, seed)
+    return {"update": int(update), **result}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m baselines.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="run directory written by training")
+    parser.add_argument("--episodes", type=int, default=None,
+                        help="greedy episodes per seed (default: the config's eval_episodes)")
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed")
+    args = parser.parse_args(argv)
+    if args.episodes is not None and args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    try:
+        result = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)
+    except ValueError as err:
+        parser.error(str(err))
+    m = result["mean"]
+    print(f"update {result['update']}: success {m['success']:.3f}  return {m['return']:.3f}  "
+          f"bits/message {m['bits_per_message']:.2f}  env bits/episode "
+          f"{m['env_bits_per_episode']:.2f}  ({int(m['episodes'])} episodes x "
+          f"{len(result['per_seed'])} seeds)")
+    json.dump(result, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
