@@ -138,6 +138,11 @@ class MultiAgentEnv(Environment, abc.ABC):
     def action_space(self, params: EnvParams | None = None) -> spaces.Space: ...
 
     # ---- conveniences -------------------------------------------------------------------------
+    def render(self, state: EnvState, params: EnvParams | None = None, cell_px: int = 8):
+        """uint8 ``[H, W, 3]`` picture of ``state``; the grid environments override it."""
+        raise ValueError(f"{self.name} has no render(); environments with one: TrafficJunction, "
+                         "PredatorPrey, PredatorPrey-magym, GridWorldGoal (see dcgenv.viz)")
+
     def sample_actions(self, key: jax.Array, params: EnvParams | None = None) -> Any:
         """Uniformly random actions for all agents (agent-stacked); works under ``jit``."""
         return spaces.sample_agents(self.action_space(params), key, self.num_agents)

@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv import comms, spaces
+from dcgenv import comms, spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
 from dcgenv.core import MultiAgentEnv
@@ -199,6 +199,15 @@ class GridWorldGoal(MultiAgentEnv):
                 "position": jnp.stack([zero, state.pos.astype(jnp.float32)]),
                 "message": jnp.stack([jnp.zeros_like(state.message), state.message]),
                 "has_message": jnp.stack([jnp.zeros((), bool), state.has_message])}
+
+    def render(self, state: EnvState, params: EnvParams | None = None,
+               cell_px: int = 8) -> jax.Array:
+        """uint8 ``[N * cell_px, N * cell_px, 3]``: the goal cell green, the listener a blue
+        square; row ``y``, column ``x``. Works under ``jit`` and ``vmap``."""
+        shape = (self.grid_size, self.grid_size)
+        goal = viz.marks(shape, state.goal[1], state.goal[0], viz.color("goal"))
+        listener = viz.marks(shape, state.pos[1], state.pos[0], viz.color("agent"), inset=2)
+        return viz.to_pixels(viz.canvas(*shape), goal, listener, cell_px=cell_px)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
         coords = spaces.Box(0.0, float(self.grid_size - 1), (2,), jnp.float32)

@@ -64,7 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv import spaces
+from dcgenv import spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
 from dcgenv.core import MultiAgentEnv
@@ -169,6 +169,18 @@ class PredatorPrey(MultiAgentEnv):
         side = 2 * v + 1
         return {"view": view.reshape(self.num_agents, side, side, self.vocab).astype(jnp.float32),
                 "active": ~state.frozen}
+
+    def render(self, state: EnvState, params: EnvParams | None = None,
+               cell_px: int = 8) -> jax.Array:
+        """uint8 ``[dim * cell_px, dim * cell_px, 3]``: the prey's cell orange, each predator a
+        square in its slot's colour (white once frozen on the prey); ``jit``/``vmap`` work."""
+        shape = (self.dim, self.dim)
+        prey = viz.marks(shape, state.prey[0], state.prey[1], viz.color("prey"))
+        colors = jnp.where(state.frozen[:, None], viz.color("frozen"),
+                           viz.agent_colors(self.num_agents))
+        predators = viz.marks(shape, state.predators[:, 0], state.predators[:, 1], colors,
+                              inset=1)
+        return viz.to_pixels(viz.canvas(*shape), prey, predators, cell_px=cell_px)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
         side = 2 * self.vision + 1

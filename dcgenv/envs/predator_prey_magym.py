@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv import spaces
+from dcgenv import spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
 from dcgenv.core import MultiAgentEnv
@@ -173,6 +173,17 @@ class PredatorPreyMagym(MultiAgentEnv):
         # times a reciprocal of the (unbatched) limit: bit-identical with and without vmap
         t = jnp.full((self.num_agents, 1), state.time * (1.0 / params.max_steps_in_episode))
         return jnp.concatenate([coords, window, t], axis=-1).astype(jnp.float32)
+
+    def render(self, state: EnvState, params: EnvParams | None = None,
+               cell_px: int = 8) -> jax.Array:
+        """uint8 ``[size * cell_px, size * cell_px, 3]``: live prey dark red cells, each predator a
+        square in its slot's colour. Works under ``jit`` and ``vmap``."""
+        shape = (self.size, self.size)
+        prey = viz.marks(shape, state.prey[:, 0], state.prey[:, 1], viz.color("prey"),
+                         state.prey_alive)
+        predators = viz.marks(shape, state.predators[:, 0], state.predators[:, 1],
+                              viz.agent_colors(self.num_agents), inset=1)
+        return viz.to_pixels(viz.canvas(*shape), prey, predators, cell_px=cell_px)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
         return spaces.Box(0.0, 1.0, (3 + (2 * VIEW + 1) ** 2,), jnp.float32)

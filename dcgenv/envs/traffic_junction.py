@@ -61,7 +61,10 @@ Deviations from IC3Net, none visible in the rules or the observations at the def
   that ``add_rate = 0`` adds no car with float32 uniforms.
 - IC3Net's random choices come from numpy's global generator in a different order; outcomes
   match in distribution (``docs/parity.md``), not draw for draw.
-- Not ported: ``vocab_type="scalar"``, other grid sizes (``dim``), rendering.
+- Not ported: ``vocab_type="scalar"``, other grid sizes (``dim``).
+
+``render(state, params)``: uint8 frame, road cells grey, each car an inset square in its slot's
+colour (``viz.agent_colors``), cars sharing a cell red.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv import spaces
+from dcgenv import spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
 from dcgenv.core import MultiAgentEnv
@@ -204,6 +207,22 @@ class TrafficJunction(MultiAgentEnv):
         obs = jnp.concatenate([head, cells.reshape(self.num_agents, -1)], -1)
         obs = jnp.where(state.alive[:, None], obs, 0.0).astype(jnp.float32)
         return {"obs": obs, "alive": state.alive}
+
+    def render(self, state: EnvState, params: EnvParams | None = None,
+               cell_px: int = 8) -> jax.Array:
+        """uint8 ``[side * cell_px, side * cell_px, 3]``; works under ``jit`` and ``vmap``."""
+        lay = build_layout(self.level)
+        n, side = lay.side, lay.side + 2 * self.vision
+        road = np.zeros((n, n), bool)
+        for path in (p for entry in lay.routes for p in entry):
+            road[tuple(np.array(path).T)] = True
+        cell = self._cells(state)
+        row, col = cell // side - self.vision, cell % side - self.vision
+        shared = ((cell[:, None] == cell) & state.alive & state.alive[:, None]).sum(1) > 1
+        colors = jnp.where(shared[:, None], viz.color("crash"), viz.agent_colors(len(cell)))
+        ground = np.where(road[..., None], viz.color("road"), viz.color("ground"))
+        cars = viz.marks((n, n), row, col, colors, state.alive, inset=1)
+        return viz.to_pixels(ground, cars, cell_px=cell_px)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
         return spaces.Dict({"obs": spaces.Box(0.0, float(self.num_agents), (self.obs_size,),
