@@ -17,6 +17,7 @@ from dcgenv.comms.channels import (
     GumbelSoftmax,
     Silent,
     Stats,
+    check_channel,
     static_dataclass,
     straight_through,
 )
@@ -48,7 +49,8 @@ from dcgenv.comms.topology import (
 
 __all__ = [
     "CODES", "Channel", "Continuous", "DDCL", "DRU", "FakeQuant", "GaussianNoise", "GumbelSoftmax",
-    "Silent", "Stats", "WithStop", "attention", "bit_length", "broadcast_mean", "code_length",
+    "Silent", "Stats", "WithStop", "attention", "bit_length", "broadcast_mean", "check_channel",
+    "code_length",
     "ddcl_cost", "decode", "empirical_entropy_bits", "encode", "expected_length", "gated_mean",
     "gsnr", "kl_standard_normal", "masked_mean", "others", "score_function_loss", "send_probs",
     "static_dataclass", "stop_incoming", "straight_through", "tap", "value_and_grad_with_taps",

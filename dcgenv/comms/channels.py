@@ -103,6 +103,14 @@ class Channel(abc.ABC):
         return self.message_shape(length, dim)
 
 
+def check_channel(owner: str, channel) -> None:
+    """``ValueError`` naming ``owner`` unless ``channel`` is a ``dcgenv.comms`` channel."""
+    if not isinstance(channel, Channel):
+        raise ValueError(f"{owner}: channel must be a dcgenv.comms channel (Continuous, DDCL, "
+                         f"FakeQuant, DRU, GumbelSoftmax, GaussianNoise, Silent, WithStop), "
+                         f"got {channel!r}")
+
+
 def _check_train(train) -> None:
     if not isinstance(train, bool):
         raise ValueError(f"train must be a Python bool (static), got {train!r}")

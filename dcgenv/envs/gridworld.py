@@ -141,8 +141,7 @@ class GridWorldGoal(MultiAgentEnv):
             raise ValueError(f"grid_size must be an integer >= 2, got {grid_size!r}")
         if not isinstance(message_dim, int) or isinstance(message_dim, bool) or message_dim < 1:
             raise ValueError(f"message_dim must be an integer >= 1, got {message_dim!r}")
-        if not isinstance(channel, comms.Channel):
-            raise ValueError(f"channel must be a dcgenv.comms channel, got {channel!r}")
+        comms.check_channel("GridWorldGoal", channel)
         if not isinstance(train_channel, bool):
             raise ValueError(f"train_channel must be a bool, got {train_channel!r}")
         if message_bound is not None and not (

@@ -125,9 +125,7 @@ class Negotiation(MultiAgentEnv):
     def __init__(self, channel: comms.Channel = PAPER_CHANNEL, linguistic: bool = True,
                  proposal: bool = True, message_length: int = 6, message_dim: int = 10,
                  channel_train: bool = False):
-        if not isinstance(channel, comms.Channel):
-            raise ValueError(f"Negotiation: channel must be a dcgenv.comms channel (Continuous, "
-                             f"DDCL, GumbelSoftmax, Silent, ...), got {channel!r}")
+        comms.check_channel("Negotiation", channel)
         for name, flag in (("linguistic", linguistic), ("proposal", proposal),
                            ("channel_train", channel_train)):
             if not isinstance(flag, bool):

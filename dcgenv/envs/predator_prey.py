@@ -50,8 +50,8 @@ Deviations from the original, and why:
   (same behaviour). Its assertion allows action 5 (also a stay); clipping maps 5+ to 4.
 - IC3Net reports ``success`` only outside competitive mode; here it is defined in every mode.
 - Observations are float32 (IC3Net builds int arrays and casts them to double).
-- IC3Net's unused options (moving prey: NotImplementedError; ``enemy_comm``; several prey;
-  ``no_stay``) are not reproduced.
+- IC3Net's unused options (moving prey, which IC3Net itself never implemented; ``enemy_comm``;
+  several prey; ``no_stay``) are not reproduced.
 - Start cells are drawn by sequential rank sampling (uniform over ordered distinct cells, the
   same distribution as ``np.random.choice(..., replace=False)``) so that a reset costs
   O(agents^3) elementwise work (no device loop), not O(dim^2).

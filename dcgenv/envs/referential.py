@@ -120,9 +120,7 @@ class Referential(MultiAgentEnv):
         if objects == "onehot" and n_values**n_attributes < n_candidates:
             raise ValueError(f"Referential: {n_values}**{n_attributes} distinct objects cannot "
                              f"fill n_candidates={n_candidates}; raise n_values or n_attributes")
-        if not isinstance(channel, comms.Channel):
-            raise ValueError(f"Referential: channel must be a dcgenv.comms channel (Continuous, "
-                             f"DDCL, GumbelSoftmax, Silent, ...), got {channel!r}")
+        comms.check_channel("Referential", channel)
         for name, flag in (("channel_train", channel_train), ("differentiable", differentiable)):
             if not isinstance(flag, bool):
                 raise ValueError(f"Referential: {name} must be True or False, got {flag!r}")
