@@ -37,6 +37,9 @@ Observation (per agent, a dict; agent-stacked in ``obs``; zeros where a role has
 ``has_message`` bool     listener: a message has arrived (False on the first step)
 =============== ======== ====================================================================
 
+There is no ``obs_mode`` here (unlike Traffic Junction and Predator-Prey): the observation holds
+raw coordinates and the message, no one-hot block, so it is already compact (37 bytes per agent).
+
 Actions (per agent, a dict): ``move`` int32 in ``[0, 5)`` (the speaker's is ignored) and
 ``message`` f32[m] (``m = channel.message_shape(1, message_dim)[1:]``; the listener's is
 ignored). Unbounded (``Normal`` space) by default; ``message_bound=b`` clips it to ``[-b, b]``

@@ -34,6 +34,22 @@ marks cells outside the grid, ``dim*dim + 2`` counts the prey and ``dim*dim + 3`
 predators in the cell. Flattened, ``view`` is the per-agent vector IC3Net's trainer feeds
 its networks (vocab 29 / 104 / 404 for easy / medium / hard).
 
+``obs_mode`` (constructor argument, e.g. ``make("PredatorPrey-hard-v0", obs_mode="index")``)
+picks how ``view`` is stored; ``env.expand_obs(obs)`` maps any mode's observation to the
+``"onehot"`` one, bit for bit (jittable, any leading batch axes). Bytes of ``view`` per
+predator (easy / medium / hard; ``active`` adds one byte):
+
+=========== ============================================================ ===================
+``onehot``  f32[2v+1, 2v+1, vocab], above (the default; IC3Net's)          116 / 3744 / 14544
+``uint8``   the same in uint8                                              29 / 936 / 3636
+``index``   ``[2v+1, 2v+1, 3]``: per window cell its id (``r*dim + c``, or  3 / 27 / 54
+            ``dim*dim + 1`` outside), prey count and predator count, in
+            the smallest unsigned dtype that holds them (uint16 for hard)
+=========== ============================================================ ===================
+
+The ``index`` window is what a network embeds: ``Dense(onehot)`` equals per cell an
+``Embed(dim*dim + 2)`` of the id plus the two counts times their weights.
+
 ``info``: ``success`` (all predators on the prey), ``steps_to_catch`` (the step on which the
 last predator reached the prey, or the steps taken so far while that has not happened: at the
 end of an episode, the TarMAC metric "steps to catch" with uncaught episodes counted at their
@@ -42,8 +58,9 @@ length), ``on_prey`` (number of predators on the prey).
 Actions: ``Discrete(5)``; inside ``jit`` out-of-range actions are clipped to ``[0, 4]``.
 
 Cost per step: O(n) for the moves and rewards; the observation is gathered per agent from its
-``(2v+1)^2`` window (O(n^2 (2v+1)^2) to count predators, plus writing the one-hot output); no
-grid-sized array is built, so the cost does not grow with ``dim``.
+``(2v+1)^2`` window (O(n^2 (2v+1)^2) to count predators, plus writing the one-hot output, in one
+fused loop with the auto-reset select); no grid-sized array is built, so the cost does not grow
+with ``dim``, except the one-hot's ``dim^2 + 4`` channels (``obs_mode="index"`` writes 3).
 
 Deviations from the original, and why:
 - IC3Net's action 4 only "stays" because its code tests for 5; here 4 is an explicit stay
@@ -73,6 +90,7 @@ from dcgenv.registry import register
 MODES = ("mixed", "cooperative", "competitive")
 MOVES = np.array([[-1, 0], [0, 1], [1, 0], [0, -1], [0, 0]], np.int32)  # up right down left stay
 TIMESTEP_PENALTY, PREY_REWARD = -0.05, 0.05
+OBS_MODES = ("onehot", "uint8", "index")
 
 
 @struct.dataclass
@@ -116,7 +134,7 @@ def distinct_cells(key: jax.Array, num_cells: int, m: int) -> jax.Array:
 
 class PredatorPrey(MultiAgentEnv):
     def __init__(self, dim: int = 5, num_agents: int = 3, vision: int = 0,
-                 max_steps: int = 20, mode: str = "mixed"):
+                 max_steps: int = 20, mode: str = "mixed", obs_mode: str = "onehot"):
         if dim < 2 or num_agents < 1 or vision < 0 or num_agents + 1 > dim * dim:
             raise ValueError(f"impossible Predator-Prey size: dim={dim} (>= 2), num_agents="
                              f"{num_agents} (1 .. dim*dim - 1), vision={vision} (>= 0)")
@@ -126,6 +144,18 @@ class PredatorPrey(MultiAgentEnv):
         self._shares = (PREY_REWARD / np.maximum(np.arange(num_agents + 1), 1)).astype(np.float32)
         self._default = EnvParams(mode=mode_code(mode), max_steps_in_episode=max_steps)
         self.agents = tuple(f"predator_{i}" for i in range(num_agents))
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"PredatorPrey: unknown obs_mode {obs_mode!r}; "
+                             f"allowed: {list(OBS_MODES)}")
+        if obs_mode == "uint8" and num_agents > 255:
+            raise ValueError(f"PredatorPrey: obs_mode='uint8' needs num_agents <= 255, got "
+                             f"{num_agents}; use obs_mode='index'")
+        self.obs_mode = obs_mode
+        self._dtype = {"onehot": np.dtype(np.float32), "uint8": np.dtype(np.uint8),
+                       "index": np.min_scalar_type(max(dim * dim + 1, num_agents))}[obs_mode]
+        v = vision
+        self._offsets = np.stack(np.meshgrid(np.arange(-v, v + 1), np.arange(-v, v + 1),
+                                             indexing="ij"), axis=-1).reshape(-1, 2)
 
     @property
     def default_params(self) -> EnvParams:
@@ -156,19 +186,36 @@ class PredatorPrey(MultiAgentEnv):
         return state, reward, caught & (mode == 0), info
 
     def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
-        v, dim = self.vision, self.dim
-        offsets = jnp.stack(jnp.meshgrid(jnp.arange(-v, v + 1), jnp.arange(-v, v + 1),
-                                         indexing="ij"), axis=-1).reshape(-1, 2)
-        cells = state.predators[:, None, :] + offsets[None]  # [n, W, 2]
+        dim, side = self.dim, 2 * self.vision + 1
+        cells = state.predators[:, None, :] + jnp.asarray(self._offsets, jnp.int32)  # [n, W, 2]
         inside = jnp.all((cells >= 0) & (cells < dim), axis=-1)
         cell_id = jnp.where(inside, cells[..., 0] * dim + cells[..., 1], dim * dim + 1)
         prey = jnp.all(cells == state.prey, axis=-1)
         preds = jnp.all(cells[:, :, None, :] == state.predators[None, None], axis=-1).sum(-1)
-        view = jnp.concatenate([jax.nn.one_hot(cell_id, dim * dim + 2),
-                                prey[..., None], preds[..., None]], axis=-1)
-        side = 2 * v + 1
-        return {"view": view.reshape(self.num_agents, side, side, self.vocab).astype(jnp.float32),
-                "active": ~state.frozen}
+        if self.obs_mode == "index":
+            view = jnp.stack([cell_id, prey, preds], axis=-1)
+        else:
+            view = self._one_hot(cell_id, prey, preds)
+        view = view.reshape(self.num_agents, side, side, -1).astype(self._dtype)
+        return {"view": view, "active": ~state.frozen}
+
+    def _one_hot(self, cell_id: jax.Array, prey: jax.Array, preds: jax.Array) -> jax.Array:
+        """int32 ``[..., vocab]`` per window cell: one-hot id, prey count, predator count.
+
+        One elementwise expression over the channels (no concatenate), so that XLA writes the
+        window in one loop fused with the auto-reset select."""
+        channel, prey_channel = jnp.arange(self.vocab), self.dim * self.dim + 2
+        return ((cell_id[..., None] == channel)
+                + prey[..., None].astype(jnp.int32) * (channel == prey_channel)
+                + preds[..., None] * (channel == prey_channel + 1))
+
+    def expand_obs(self, obs: dict[str, jax.Array], params: EnvParams | None = None):
+        """Any ``obs_mode``'s observation -> the ``"onehot"`` one, bit for bit (any batch axes)."""
+        view = obs["view"]
+        if self.obs_mode == "index":
+            view = view.astype(jnp.int32)
+            view = self._one_hot(view[..., 0], view[..., 1], view[..., 2])
+        return {"view": view.astype(jnp.float32), "active": obs["active"]}
 
     def render(self, state: EnvState, params: EnvParams | None = None,
                cell_px: int = 8) -> jax.Array:
@@ -184,7 +231,12 @@ class PredatorPrey(MultiAgentEnv):
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
         side = 2 * self.vision + 1
-        view = spaces.Box(0.0, float(self.num_agents), (side, side, self.vocab), jnp.float32)
+        if self.obs_mode == "index":  # id, prey count, predator count per cell
+            high = np.broadcast_to(np.array([self.dim ** 2 + 1, 1, self.num_agents]),
+                                   (side, side, 3)).astype(self._dtype)
+            view = spaces.Box(0, high, high.shape, self._dtype)
+        else:
+            view = spaces.Box(0.0, float(self.num_agents), (side, side, self.vocab), self._dtype)
         return spaces.Dict({"view": view, "active": spaces.Binary()})
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:

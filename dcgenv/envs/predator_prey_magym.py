@@ -26,6 +26,20 @@ a 5x5 window centred on the agent (row-major) with 1 where a live prey is, and
 ``time / max_steps_in_episode``. ma-gym's docstring mentions an agent id; its code sends none
 and neither do we. All agents are always active (no mask needed).
 
+``obs_mode`` (constructor argument, e.g. ``make("PredatorPrey-magym-v0", obs_mode="index")``):
+``"onehot"`` is the f32[28] above (the default, 112 bytes per agent). The compact modes return a
+dict per agent, ``obs`` (integers, the smallest unsigned dtype that holds them: uint8 here) and
+``time`` (int32, the step counter, exact for any step limit):
+
+=========== ====================================================================== =========
+``uint8``   ``obs`` = ``[row, col, window(25)]``, the same layout as integers       31 bytes
+``index``   ``obs`` = ``[row, col]`` + the window cells (0..24) holding a live       8 bytes
+            prey, sorted, 25 for each prey not seen (one entry per prey)
+=========== ====================================================================== =========
+
+``env.expand_obs(obs, params)`` maps any mode's observation to the f32[28] one, bit for bit
+(jittable, any leading batch axes; ``params`` gives ``max_steps_in_episode``).
+
 ``info``: ``prey_alive`` bool [num_prey], ``captured`` (prey captured so far this episode),
 ``success`` (every prey captured). Rewards are shared: all agents get the same number.
 
@@ -68,6 +82,8 @@ from dcgenv.registry import register
 
 MOVES = np.array([[1, 0], [0, -1], [-1, 0], [0, 1], [0, 0]], np.int32)  # down left up right stay
 VIEW = 2  # the window is (2 * VIEW + 1)^2 = 5x5, hard-coded in ma-gym's get_agent_obs
+CELLS = (2 * VIEW + 1) ** 2
+OBS_MODES = ("onehot", "uint8", "index")
 
 
 @struct.dataclass
@@ -94,13 +110,18 @@ def _neighbours(cells: jax.Array, predators: jax.Array) -> jax.Array:
 
 
 class PredatorPreyMagym(MultiAgentEnv):
-    def __init__(self, size: int = 7, num_agents: int = 4, num_prey: int = 2):
+    def __init__(self, size: int = 7, num_agents: int = 4, num_prey: int = 2,
+                 obs_mode: str = "onehot"):
         fits = (size - 1) ** 2 >= 5 * num_agents + num_prey
         if size < 3 or num_agents < 1 or num_prey < 1 or not fits:
             raise ValueError(f"impossible ma-gym Predator-Prey size: size={size} (>= 3), "
                              f"num_agents={num_agents}, num_prey={num_prey} (>= 1 each, with "
                              "(size - 1)^2 >= 5 * num_agents + num_prey so every start is legal)")
-        self.size, self.num_prey = size, num_prey
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"PredatorPrey-magym: unknown obs_mode {obs_mode!r}; "
+                             f"allowed: {list(OBS_MODES)}")
+        self.size, self.num_prey, self.obs_mode = size, num_prey, obs_mode
+        self._dtype = np.min_scalar_type(max(size - 1, CELLS))
         self.agents = tuple(f"predator_{i}" for i in range(num_agents))
         side = size - 1  # start cells: rows and columns 0 .. size - 2
         self._start = np.stack(np.divmod(np.arange(side * side), side), axis=-1).astype(np.int32)
@@ -164,15 +185,35 @@ class PredatorPreyMagym(MultiAgentEnv):
                 "success": done}
         return state, jnp.full((self.num_agents,), reward, jnp.float32), done, info
 
-    def get_obs(self, state: EnvState, params: EnvParams) -> jax.Array:
+    def get_obs(self, state: EnvState, params: EnvParams) -> jax.Array | dict[str, jax.Array]:
         rel = state.prey[None] - state.predators[:, None]  # [n, p, 2]
         seen = jnp.all(jnp.abs(rel) <= VIEW, -1) & state.prey_alive
-        cell = (rel[..., 0] + VIEW) * (2 * VIEW + 1) + rel[..., 1] + VIEW
-        window = (jax.nn.one_hot(cell, (2 * VIEW + 1) ** 2) * seen[..., None]).max(axis=1)
-        coords = state.predators / (self.size - 1)
+        cell = jnp.where(seen, (rel[..., 0] + VIEW) * (2 * VIEW + 1) + rel[..., 1] + VIEW, CELLS)
+        if self.obs_mode == "onehot":
+            return self._full(state.predators, self._window(cell), state.time, params)
+        window = self._window(cell) if self.obs_mode == "uint8" else jnp.sort(cell, axis=-1)
+        obs = jnp.concatenate([state.predators, window.astype(jnp.int32)], -1)
+        return {"obs": obs.astype(self._dtype),
+                "time": jnp.full(self.num_agents, state.time, jnp.int32)}
+
+    def _window(self, cell: jax.Array) -> jax.Array:
+        """f32 5x5 window (flat) with 1 on each cell in ``cell`` (``CELLS``: none)."""
+        return jax.nn.one_hot(cell, CELLS).max(axis=-2)
+
+    def _full(self, predators, window, time, params: EnvParams) -> jax.Array:
+        coords = predators / (self.size - 1)
         # times a reciprocal of the (unbatched) limit: bit-identical with and without vmap
-        t = jnp.full((self.num_agents, 1), state.time * (1.0 / params.max_steps_in_episode))
-        return jnp.concatenate([coords, window, t], axis=-1).astype(jnp.float32)
+        t = jnp.broadcast_to(time * (1.0 / params.max_steps_in_episode), coords.shape[:-1])
+        return jnp.concatenate([coords, window, t[..., None]], axis=-1).astype(jnp.float32)
+
+    def expand_obs(self, obs, params: EnvParams | None = None) -> jax.Array:
+        """Any ``obs_mode``'s observation -> the f32[28] ``"onehot"`` one, bit for bit."""
+        if self.obs_mode == "onehot":
+            return obs
+        params = self.default_params if params is None else params
+        x = obs["obs"].astype(jnp.int32)
+        window = x[..., 2:] if self.obs_mode == "uint8" else self._window(x[..., 2:])
+        return self._full(x[..., :2], window, obs["time"], params)
 
     def render(self, state: EnvState, params: EnvParams | None = None,
                cell_px: int = 8) -> jax.Array:
@@ -185,8 +226,14 @@ class PredatorPreyMagym(MultiAgentEnv):
                               viz.agent_colors(self.num_agents), inset=1)
         return viz.to_pixels(viz.canvas(*shape), prey, predators, cell_px=cell_px)
 
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
-        return spaces.Box(0.0, 1.0, (3 + (2 * VIEW + 1) ** 2,), jnp.float32)
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Space:
+        if self.obs_mode == "onehot":
+            return spaces.Box(0.0, 1.0, (3 + CELLS,), jnp.float32)
+        params = self.default_params if params is None else params
+        window = [1] * CELLS if self.obs_mode == "uint8" else [CELLS] * self.num_prey
+        high = np.array([self.size - 1] * 2 + window, self._dtype)
+        return spaces.Dict({"obs": spaces.Box(0, high, high.shape, self._dtype),
+                            "time": spaces.Box(0, params.max_steps_in_episode, (), jnp.int32)})
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(5)

@@ -12,8 +12,8 @@ hard      20     18 x 18 8 x 7 (4 two-way roads)   80        1      0.05
 ========= ====== ======= ======================== ========= ====== ========
 
 Constructor arguments (static, they change shapes): ``level``, ``vision`` (e.g. easy with
-vision 1 instead of IC3Net's 0: ``make("TrafficJunction-easy-v0", vision=1)``, obs length 137) and
-``num_agents`` (the cap on cars in the system).
+vision 1 instead of IC3Net's 0: ``make("TrafficJunction-easy-v0", vision=1)``, obs length 137),
+``num_agents`` (the cap on cars in the system) and ``obs_mode`` (below).
 
 One step, in IC3Net's order:
 
@@ -49,8 +49,10 @@ into params, e.g. ``params.replace(add_rate=curriculum_add_rate(epoch, "easy"))`
 
 Cost: each step is O(N) for the dynamics, O(N^2) for collisions and O(N^2 (2v+1)^2) for the
 window counts (each window cell compared with the N car cells), all dominated by writing the
-observation itself, N (2v+1)^2 x vocab floats. Cars are route/position index arrays; the
-window is a gather from a padded id grid; arrivals write at most one slot per entry.
+observation itself, N (2v+1)^2 x vocab floats in the default ``obs_mode`` (one fused loop; no
+``[N, K, vocab]`` intermediate is materialised), N (2 + 2 (2v+1)^2) bytes in ``"index"``.
+Cars are route/position index arrays; the window is a gather from a padded id grid; arrivals
+rank the free slots by O(N^2) comparisons (no sort, no scatter).
 
 Deviations from IC3Net, none visible in the rules or the observations at the default levels:
 
@@ -80,6 +82,8 @@ from dcgenv.core import EnvState as BaseState
 from dcgenv.core import MultiAgentEnv
 from dcgenv.envs.traffic_junction_layout import LEVELS, build_layout, curriculum_table, get_level
 from dcgenv.registry import register
+
+OBS_MODES = ("onehot", "uint8", "index")
 
 
 @struct.dataclass
@@ -115,7 +119,7 @@ class TrafficJunction(MultiAgentEnv):
     """Traffic Junction; ``level`` fixes grid, routes and defaults (see the module docstring)."""
 
     def __init__(self, level: str = "easy", vision: int | None = None,
-                 num_agents: int | None = None):
+                 num_agents: int | None = None, obs_mode: str = "onehot"):
         spec = get_level(level)
         vision = spec.vision if vision is None else vision
         num_agents = spec.num_agents if num_agents is None else num_agents
@@ -140,6 +144,24 @@ class TrafficJunction(MultiAgentEnv):
         dy, dx = np.divmod(np.arange((2 * v + 1) ** 2), 2 * v + 1)
         self._window = (dy * side + dx - v * side - v).astype(np.int32)  # offsets from the car
         self.obs_size = 2 + len(self._window) * self.vocab
+        self.obs_mode, self._dtype, self._high = self._obs_format(obs_mode)
+
+    def _obs_format(self, mode: str):
+        """(mode, dtype, per-entry upper bound) of ``obs["obs"]``; ``ValueError`` if impossible."""
+        n, k, vocab = self.num_agents, len(self._window), self.vocab
+        head = [1, self.num_routes - 1]  # last_act, route id
+        if mode == "onehot":
+            return mode, np.dtype(np.float32), None
+        if mode == "uint8":
+            if n > 255:
+                raise ValueError(f"TrafficJunction: obs_mode='uint8' needs num_agents <= 255, "
+                                 f"got {n}; use obs_mode='index'")
+            channels = np.where(np.arange(vocab) == self.car_channel, n, 1)
+            return mode, np.dtype(np.uint8), np.concatenate([head, np.tile(channels, k)])
+        if mode == "index":
+            high = np.concatenate([head, np.full(k, self._ids.max()), np.full(k, n)])
+            return mode, np.min_scalar_type(high.max()), high
+        raise ValueError(f"TrafficJunction: unknown obs_mode {mode!r}; allowed: {list(OBS_MODES)}")
 
     @property
     def name(self) -> str:
@@ -171,14 +193,19 @@ class TrafficJunction(MultiAgentEnv):
         want = jax.random.uniform(k_add, (num_entries,)) < params.add_rate
         before = jnp.cumsum(want) - want  # wanting entries ahead of this one
         admit = want & (alive.sum() + before < n)
-        free_first = jnp.argsort(jnp.where(alive, 2.0, jax.random.uniform(k_slot, (n,))))
-        slot = jnp.where(admit, free_first[jnp.clip(before, 0, n - 1)], n)  # n: dropped
         new_route = (jnp.arange(num_entries) * self.routes_per_entry
                      + jax.random.randint(k_route, (num_entries,), 0, self.routes_per_entry))
-        alive = alive.at[slot].set(True, mode="drop")
-        route = state.route.at[slot].set(new_route, mode="drop")
-        pos = pos.at[slot].set(0, mode="drop")
-        wait = wait.at[slot].set(0, mode="drop")
+        # the admitted entries take the free slots in a uniformly random order: slot i's rank
+        # in a stable argsort of `order` (free slots first), by comparisons (cheaper than a sort)
+        order = jnp.where(alive, 2.0, jax.random.uniform(k_slot, (n,)))
+        slots = jnp.arange(n)
+        rank = ((order < order[:, None]) | ((order == order[:, None]) & (slots < slots[:, None])))
+        arrive = admit[:, None] & (rank.sum(1) == before[:, None])  # [entry, slot]
+        new = arrive.any(0)
+        alive = alive | new
+        route = jnp.where(new, (arrive * new_route[:, None]).sum(0), state.route)
+        pos = jnp.where(new, 0, pos)
+        wait = jnp.where(new, 0, wait)
         state = state.replace(alive=alive, route=route, pos=pos, wait=wait, last_act=last_act)
         # 3. collisions after arrivals, rewards
         cell = self._cells(state)
@@ -201,12 +228,46 @@ class TrafficJunction(MultiAgentEnv):
         window = cell[:, None] + jnp.asarray(self._window)  # [N, K] padded-grid cells
         ids = jnp.asarray(self._ids)[window]
         counts = ((window[:, :, None] == cell) & state.alive).sum(-1)  # cars on each cell
+        head = jnp.stack([state.last_act, state.route], -1)
+        if self.obs_mode == "index":
+            obs = jnp.concatenate([head, ids, counts], -1)
+        else:
+            obs = self._join(head if self.obs_mode == "uint8" else self._scale(head),
+                             self._one_hot(ids, counts))
+        obs = jnp.where(state.alive[:, None], obs, 0).astype(self._dtype)
+        return {"obs": obs, "alive": state.alive}
+
+    def _one_hot(self, ids: jax.Array, counts: jax.Array) -> jax.Array:
+        """int32 ``[..., K * vocab]``: per window cell the one-hot id plus the car count."""
         channel = jnp.arange(self.vocab)
         cells = (ids[..., None] == channel) + counts[..., None] * (channel == self.car_channel)
-        head = jnp.stack([state.last_act, state.route], -1) / jnp.array([1, self.num_routes - 1])
-        obs = jnp.concatenate([head, cells.reshape(self.num_agents, -1)], -1)
-        obs = jnp.where(state.alive[:, None], obs, 0.0).astype(jnp.float32)
-        return {"obs": obs, "alive": state.alive}
+        return cells.reshape(*ids.shape[:-1], -1)
+
+    def _scale(self, head: jax.Array) -> jax.Array:
+        """``[last_act, route]`` (int) -> ``[last_act, route / (num_routes - 1)]`` (float)."""
+        return head / jnp.array([1, self.num_routes - 1])
+
+    @staticmethod
+    def _join(head: jax.Array, cells: jax.Array) -> jax.Array:
+        """``concatenate([head, cells], -1)`` as a select of two pads: XLA fuses it with the
+        one-hot into one loop, where a concatenate would materialise every part first."""
+        pad = [(0, 0)] * (head.ndim - 1)
+        first = jnp.arange(head.shape[-1] + cells.shape[-1]) < head.shape[-1]
+        return jnp.where(first, jnp.pad(head, [*pad, (0, cells.shape[-1])]),
+                         jnp.pad(cells, [*pad, (head.shape[-1], 0)]))
+
+    def expand_obs(self, obs: dict[str, jax.Array], params: EnvParams | None = None):
+        """Any ``obs_mode``'s observation -> the ``"onehot"`` one, bit for bit (any batch axes)."""
+        if self.obs_mode == "onehot":
+            return obs
+        x, k = obs["obs"].astype(jnp.int32), len(self._window)
+        if self.obs_mode == "index":
+            cells = self._one_hot(x[..., 2:2 + k], x[..., 2 + k:])
+        else:
+            cells = x[..., 2:]
+        full = self._join(self._scale(x[..., :2]), cells)
+        full = jnp.where(obs["alive"][..., None], full, 0.0).astype(jnp.float32)
+        return {"obs": full, "alive": obs["alive"]}
 
     def render(self, state: EnvState, params: EnvParams | None = None,
                cell_px: int = 8) -> jax.Array:
@@ -225,9 +286,11 @@ class TrafficJunction(MultiAgentEnv):
         return viz.to_pixels(ground, cars, cell_px=cell_px)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Dict:
-        return spaces.Dict({"obs": spaces.Box(0.0, float(self.num_agents), (self.obs_size,),
-                                              jnp.float32),
-                            "alive": spaces.Binary()})
+        if self.obs_mode == "onehot":  # IC3Net's bound, a scalar
+            obs = spaces.Box(0.0, float(self.num_agents), (self.obs_size,), jnp.float32)
+        else:
+            obs = spaces.Box(0, self._high.astype(self._dtype), self._high.shape, self._dtype)
+        return spaces.Dict({"obs": obs, "alive": spaces.Binary()})
 
     def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
         return spaces.Discrete(2)
