@@ -9,10 +9,10 @@ from dcgenv import comms, envs, spaces  # noqa: F401  (importing envs registers 
 from dcgenv.core import EnvParams, EnvState, MultiAgentEnv
 from dcgenv.registry import make, register, registered
 from dcgenv.rollouts import Transition, random_policy, rollout
-from dcgenv.wrappers import LogWrapper, Wrapper, summarize
+from dcgenv.wrappers import LogWrapper, OptimisticResetVecEnv, Wrapper, summarize
 
 __version__ = "0.1.0"
 
-__all__ = ["EnvParams", "EnvState", "LogWrapper", "MultiAgentEnv", "Transition", "Wrapper",
-           "comms", "make", "random_policy", "register", "registered", "rollout", "spaces",
-           "summarize"]
+__all__ = ["EnvParams", "EnvState", "LogWrapper", "MultiAgentEnv", "OptimisticResetVecEnv",
+           "Transition", "Wrapper", "comms", "make", "random_policy", "register", "registered",
+           "rollout", "spaces", "summarize"]

@@ -4,10 +4,14 @@
 statistics of the most recently *finished* episode (as PureJaxRL's and JaxMARL's do), so a
 trainer averages ``info["returned_*"]`` where ``info["returned_episode"]`` is true.
 ``summarize`` does that average on the host.
+
+``OptimisticResetVecEnv`` steps a whole batch of N environments and computes only a fraction
+of the N resets per step (Craftax's "optimistic reset"); see its docstring for the trade-off.
 """
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -16,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from dcgenv.adapters import step_no_reset
 from dcgenv.core import MultiAgentEnv
 
 
@@ -97,3 +102,92 @@ def summarize(info: dict[str, Any]) -> dict[str, float]:
     if "success" in info:
         out["success_rate"] = mean("returned_episode_success")
     return out
+
+
+class OptimisticResetVecEnv(Wrapper):
+    """A batch of ``num_envs`` copies of ``env`` with Craftax's "optimistic" auto-reset.
+
+    ``env.step`` (gymnax-style) computes a full reset, observation included, on every step of
+    every environment and then selects it where the episode ended, so a vmapped batch of N
+    pays for N resets per step. This wrapper steps the N environments *without* reset
+    (:func:`dcgenv.adapters.step_no_reset`) and computes only ``M = ceil(N * reset_ratio)``
+    resets per step; the k-th environment (in batch order) whose episode ended on this step
+    takes fresh reset number ``(k - 1) mod M``.
+
+    The approximation: when more than M episodes end on one step, some environments start
+    their next episode from the *same* reset state (each one is still a correct draw from the
+    reset distribution, and their futures differ because their step keys differ, so every
+    statistic of a single environment is unchanged; only environments in the batch become
+    correlated). ``info["reset_shared"]`` (bool ``[N]``) marks the environments that got a
+    shared start on this step, so the rate is measurable; ``num_resets`` is M. Pick
+    ``reset_ratio`` above the typical fraction of episodes that end per step (about
+    1 / mean episode length once episodes are out of step with each other). Environments with
+    a fixed episode length started together all end on the same step, so with ``M < N`` they
+    share starts every episode: prefer ``reset_ratio=1`` there, or desynchronise them first.
+
+    With ``reset_ratio=1`` (M = N) environment i takes reset i, computed from the same key as
+    ``env.step`` would use, so ``step`` equals ``jax.vmap(env.step)`` over
+    ``jax.random.split(key, N)`` exactly.
+
+    API (whole batch, one key)::
+
+        obs, state = venv.reset(key, params)                  # leading axis N on every leaf
+        obs, state, reward, terminated, truncated, info = venv.step(key, state, actions, params)
+
+    ``info["final_observation"]`` holds each environment's last observation of the ended
+    episode (equal to ``obs`` elsewhere), as in ``MultiAgentEnv.step``.
+    """
+
+    def __init__(self, env: MultiAgentEnv, num_envs: int, reset_ratio: float = 0.1):
+        super().__init__(env)
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if not 0.0 < float(reset_ratio) <= 1.0:
+            raise ValueError(f"reset_ratio must be in (0, 1], got {reset_ratio}")
+        self.num_envs = int(num_envs)
+        self.reset_ratio = float(reset_ratio)
+        self.num_resets = min(self.num_envs, max(1, math.ceil(self.num_envs * self.reset_ratio)))
+
+    def __repr__(self) -> str:
+        return (f"OptimisticResetVecEnv({self._env!r}, num_envs={self.num_envs}, "
+                f"num_resets={self.num_resets})")
+
+    @partial(jax.jit, static_argnames=("self",))
+    def reset(self, key: jax.Array, params: Any = None):
+        params = self._env.default_params if params is None else params
+        keys = jax.random.split(key, self.num_envs)
+        return jax.vmap(self._env.reset, in_axes=(0, None))(keys, params)
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(self, key: jax.Array, state: Any, actions: Any, params: Any = None):
+        env, n, m = self._env, self.num_envs, self.num_resets
+        params = env.default_params if params is None else params
+        keys = jax.random.split(key, n)
+        obs_st, state_st, reward, terminated, truncated, info = jax.vmap(
+            partial(step_no_reset, env), in_axes=(0, 0, 0, None))(keys, state, actions, params)
+        done = terminated | truncated
+
+        # The reset keys of the first M environments: the keys env.step would reset with.
+        reset_keys = jax.vmap(lambda k: jax.random.split(k)[1])(keys[:m])
+        obs_re, state_re = jax.vmap(self._reset_one, in_axes=(0, None))(
+            reset_keys, params)
+        if m == n:
+            slot = jnp.arange(n)
+            shared = jnp.zeros(n, bool)
+        else:
+            rank = jnp.cumsum(done) - 1  # k-th finished env (0-based), in batch order
+            slot = jnp.where(done, rank % m, 0)
+            shared = done & (slot + m < done.sum())  # slot also taken by another env
+
+        def pick(new, old):
+            new = new[slot]
+            return jnp.where(done.reshape((n,) + (1,) * (old.ndim - 1)), new, old)
+
+        obs = jax.tree.map(pick, obs_re, obs_st)
+        state = jax.tree.map(pick, state_re, state_st)
+        info = {**info, "final_observation": obs_st, "reset_shared": shared}
+        return obs, state, reward, terminated, truncated, info
+
+    def _reset_one(self, key: jax.Array, params: Any):
+        state = self._env.reset_env(key, params)
+        return self._env.get_obs(state, params), state
