@@ -12,15 +12,17 @@ import difflib
 import numbers
 from typing import Any
 
+import optax
+
 import dcgenv
 from dcgenv import comms
 
 CHANNELS = {"ddcl": comms.DDCL, "continuous": comms.Continuous, "fakequant": comms.FakeQuant,
             "dru": comms.DRU, "gaussian": comms.GaussianNoise, "gumbel": comms.GumbelSoftmax,
             "silent": comms.Silent}
-CHOICES = {"algorithm": ("mappo", "ippo"), "comm": ("commnet", "none"),
+CHOICES = {"algorithm": ("mappo", "ippo", "iql"), "comm": ("commnet", "message", "none"),
            "aggregate": ("mean", "gated", "attention"), "encoder": ("mlp", "gru"),
-           "channel": tuple(CHANNELS)}
+           "channel": tuple(CHANNELS), "optimizer": ("adam", "rmsprop")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,8 +31,12 @@ class Config:
     env: str = "TrafficJunction-easy-v0"
     env_kwargs: dict = dataclasses.field(default_factory=dict)  # dcgenv.make overrides
     # learner and networks
-    algorithm: str = "mappo"  # mappo: centralised critic on all observations; ippo: local
-    comm: str = "commnet"  # commnet: communication hops inside the actor; none
+    algorithm: str = "mappo"  # mappo: centralised critic on all observations; ippo: local;
+    # iql: independent recurrent Q-learning (agents.iql)
+    comm: str = "commnet"  # commnet: hops inside the PPO actor; message: IQL's message network
+    # (obs -> 64 -> 64 -> message_dim per agent, every agent's Q-network sees all messages);
+    # none
+    parameter_sharing: bool = True  # false (IQL only): one parameter set per agent (NPS)
     hops: int = 1  # CommNet communication hops per step
     aggregate: str = "attention"  # mean (CommNet), gated (IC3Net gate), attention (TarMAC)
     channel: str = "ddcl"
@@ -59,9 +65,21 @@ class Config:
     clip_eps: float = 0.2
     ent_coef: float = 0.1
     vf_coef: float = 0.5
+    optimizer: str = "adam"  # adam (eps 1e-5) or rmsprop (decay 0.99, eps 1e-5: PyMARL's)
+    # IQL (num_envs episodes per iteration, num_updates iterations; num_steps is not used:
+    # an iteration collects whole episodes of the env's max_steps_in_episode)
+    gradient_steps: int = 1  # gradient steps per iteration, on batch_episodes episodes each
+    batch_episodes: int = 32
+    buffer_episodes: int = 5000  # replay buffer capacity in episodes (oldest overwritten)
+    double_q: bool = True
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.05
+    epsilon_steps: int = 50000  # env steps of linear epsilon decay (per seed)
+    target_every: int = 200  # episodes between copies of the online to the target network
     # run
     seed: int = 0
     num_seeds: int = 1  # seeds trained side by side (vmapped)
+    num_devices: int = 1  # env batch split over this many devices (0: all; agents/sharding)
     log_every: int = 10  # progress callback every this many updates
     checkpoint_every: int = 50  # orbax checkpoint every this many updates (and at the end)
     eval_episodes: int = 1000  # greedy episodes evaluated at the end
@@ -91,8 +109,9 @@ class Config:
                 ok, want = isinstance(value, bool), "true or false"
             elif isinstance(default, int):
                 ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-                ok, want = ok and (value >= 0 if f.name in ("seed", "hops") else value >= 1), (
-                    "an integer >= 0" if f.name in ("seed", "hops") else "an integer >= 1")
+                zero_ok = f.name in ("seed", "hops", "num_devices")
+                ok, want = ok and (value >= 0 if zero_ok else value >= 1), (
+                    "an integer >= 0" if zero_ok else "an integer >= 1")
             elif isinstance(default, float):
                 ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
                 ok, want = ok and value >= 0, "a number >= 0"
@@ -109,9 +128,33 @@ class Config:
             if getattr(self, name) > high:
                 raise ValueError(f"config key {name!r}: got {getattr(self, name)!r}; "
                                  f"allowed: a number in [0, {high}]")
-        if self.num_envs % self.num_minibatches:
+        if self.algorithm != "iql" and self.num_envs % self.num_minibatches:
             raise ValueError(f"config key 'num_minibatches': {self.num_minibatches} must divide "
                              f"num_envs = {self.num_envs}")
+        if self.num_devices > 1 and self.num_envs % self.num_devices:
+            raise ValueError(f"config key 'num_devices': {self.num_devices} must divide "
+                             f"num_envs = {self.num_envs}")
+        if self.algorithm == "iql":
+            if self.comm == "commnet":
+                raise ValueError("config key 'comm': algorithm iql takes comm: message or none")
+            if self.batch_episodes > self.buffer_episodes:
+                raise ValueError(f"config key 'batch_episodes': {self.batch_episodes} exceeds "
+                                 f"buffer_episodes = {self.buffer_episodes}")
+            if self.num_devices != 1:
+                raise ValueError("config key 'num_devices': IQL trains on one device (its "
+                                 "envs live inside each iteration, nothing to split); allowed: "
+                                 "1 — train seeds side by side with num_seeds instead")
+            if not self.epsilon_end <= self.epsilon_start <= 1:
+                raise ValueError("config keys 'epsilon_start', 'epsilon_end': need "
+                                 f"0 <= epsilon_end <= epsilon_start <= 1, got "
+                                 f"{self.epsilon_start}, {self.epsilon_end}")
+        else:
+            if self.comm == "message":
+                raise ValueError(f"config key 'comm': comm: message is IQL's; algorithm "
+                                 f"{self.algorithm} takes commnet or none")
+            if not self.parameter_sharing:
+                raise ValueError(f"config key 'parameter_sharing': algorithm {self.algorithm} "
+                                 "shares parameters across agents; false needs algorithm: iql")
         if self.comm == "commnet" and self.hops == 0:
             raise ValueError("config key 'hops': comm: commnet needs hops >= 1 "
                              "(or set comm: none)")
@@ -162,3 +205,13 @@ def make_channel(config: Config) -> comms.Channel:
         return cls(**config.channel_kwargs)
     except ValueError as err:
         raise ValueError(f"config key 'channel_kwargs': {err}") from None
+
+
+def make_optimizer(config: Config, lr) -> optax.GradientTransformation:
+    """Global-norm clipping (``max_grad_norm``) then ``config.optimizer`` at learning rate
+    ``lr`` (a float or an optax schedule)."""
+    if config.optimizer == "rmsprop":
+        opt = optax.rmsprop(lr, decay=0.99, eps=1e-5)
+    else:
+        opt = optax.adam(lr, eps=1e-5)
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)

@@ -1,6 +1,6 @@
 """MAPPO / IPPO with an optional CommNet actor, PureJaxRL style.
 
-    train = make_train(Config(env="TrafficJunction-easy-v0"))
+    train = agents.make_train(Config(env="TrafficJunction-easy-v0"))
     out = jax.jit(train)(jax.random.key(0))   # compiles whole; seeds vmapped inside
 
 One update = a rollout of ``num_steps`` steps in ``num_envs`` vmapped environments, GAE, then
@@ -18,7 +18,7 @@ not alive in the final observation: value 0 after it), so cars that take a freed
 not inherit the previous car's return. ``team_reward`` replaces each reward by the team mean.
 
 :func:`make_trainer` exposes the pieces the CLI needs (``init``, ``run`` a chunk of updates,
-greedy ``evaluate``); :func:`make_train` composes them into one ``train(key)``.
+greedy ``evaluate``); ``agents.make_train`` composes them into one ``train(key)``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import optax
 
 import dcgenv
 from agents import networks as nets
-from agents.config import Config, make_channel
+from agents.config import Config, make_channel, make_optimizer
+from agents.loop import make_loop
 
 
 class Runner(NamedTuple):
@@ -82,7 +83,7 @@ def make_trainer(config: Config, progress=None) -> Trainer:
     critic = nets.Critic(cfg.hidden, centralised=cfg.algorithm == "mappo")
     steps = cfg.num_updates * cfg.update_epochs * cfg.num_minibatches
     lr = optax.linear_schedule(cfg.lr, 0.0, steps) if cfg.anneal_lr else cfg.lr
-    tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(lr, eps=1e-5))
+    tx = make_optimizer(cfg, lr)
     carry_width = cfg.hidden if cfg.encoder == "gru" else 1
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
@@ -233,34 +234,7 @@ def make_trainer(config: Config, progress=None) -> Trainer:
                 getattr(scheduled(update), cfg.curriculum["param"]), jnp.float32)
         return runner, {**metrics, **losses}
 
-    def init_seeds(key):
-        return jax.vmap(init)(jax.random.split(key, cfg.num_seeds)), jnp.zeros((), jnp.int32)
-
-    def run(state, length: int, end=None):
-        """``length`` (static) loop iterations; iteration ``i`` updates only while ``i < end``
-        (default: all), so chunks of one compiled length can stop anywhere. Metrics rows of
-        skipped iterations are NaN."""
-        end = state[1] + length if end is None else end
-
-        def one(runners, i):
-            runners, metrics = jax.vmap(update, in_axes=(0, None))(runners, i)
-            metrics = jax.tree.map(jnp.nanmean, metrics)
-            if progress is not None:
-                jax.lax.cond((i + 1) % cfg.log_every == 0,
-                             lambda: jax.debug.callback(progress, i + 1, metrics), lambda: None)
-            return runners, metrics
-
-        def skip(runners, i):
-            return runners, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
-
-        def body(state, _):
-            runners, i = state
-            runners, metrics = jax.lax.cond(i < end, one, skip, runners, i)
-            return (runners, i + (i < end)), metrics
-
-        shapes = jax.eval_shape(lambda r: jax.vmap(update)(r)[1], state[0])
-        shapes = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), shapes)
-        return jax.lax.scan(body, state, None, length=length)
+    init_seeds, run = make_loop(init, update, cfg.num_seeds, cfg.log_every, progress)
 
     def evaluate(params, key, episodes: int):
         """Greedy policy (channel in evaluation mode) for ``episodes`` episodes, one per env."""
@@ -297,10 +271,3 @@ def make_trainer(config: Config, progress=None) -> Trainer:
                 "env_bits_per_episode": acc["env_bits"] / episodes}
 
     return Trainer(cfg, env, env_params, init_seeds, run, evaluate, collect, learn, loss)
-
-
-def make_train(config: Config, progress=None):
-    """``train(key) -> (final state, per-update metrics)``: ``config.num_updates`` updates of
-    ``config.num_seeds`` vmapped seeds in one function that ``jax.jit`` compiles whole."""
-    trainer = make_trainer(config, progress)
-    return lambda key: trainer.run(trainer.init(key), trainer.config.num_updates)

@@ -100,9 +100,19 @@ def _same(run_dir, saved: Config, config: Config) -> None:
                               f"differences (saved, requested): {diff}")
 
 
+def _placed(target, like):
+    """``target`` with the shardings of ``like``'s arrays (its ``ShapeDtypeStruct``s: one
+    local device), so a checkpoint saved on N devices restores onto the devices asked for."""
+    runners, i = like
+    one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda t, x: jax.ShapeDtypeStruct(
+        t.shape, t.dtype, sharding=getattr(x, "sharding", None) or one),
+        target, {"runner": runners, "update": i})
+
+
 def _restore(run_dir, config: Config, like, step: int, mgr):
     _same(run_dir, _config(run_dir, step, mgr), config)
-    target = jax.eval_shape(_to_disk, like)
+    target = _placed(jax.eval_shape(_to_disk, like), like)
     try:
         values = mgr.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target), metrics=ocp.args.JsonRestore()))

@@ -17,11 +17,11 @@ import sys
 import jax
 import numpy as np
 
-from agents.mappo import Trainer, make_trainer
+from agents import make_trainer
 from baselines import checkpoint
 
 
-def evaluate_params(trainer: Trainer, params, episodes: int, seed: int = 0) -> dict:
+def evaluate_params(trainer, params, episodes: int, seed: int = 0) -> dict:
     """Greedy metrics of seed-batched ``params``: ``{"mean": {...}, "per_seed": [{...}]}``."""
     key = jax.random.fold_in(jax.random.key(seed), 1)
     fn = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, None, None)), static_argnums=2)

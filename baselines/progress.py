@@ -1,7 +1,7 @@
 """What a person watches and keeps: a live progress bar, a JSONL metrics file, a PNG curve.
 
 The bar is fed from inside the compiled training loop (``jax.debug.callback`` every
-``log_every`` updates, see ``agents.mappo.make_trainer``) with seed-averaged metrics.
+``log_every`` updates, see ``agents.loop``) with seed-averaged metrics.
 """
 
 from __future__ import annotations
@@ -33,15 +33,18 @@ class ProgressBar:
 
 
 def rows(metrics: dict[str, np.ndarray], first_update: int, steps_per_update: int) -> list[dict]:
-    """Per-update metric arrays (NaN rows = skipped iterations) -> JSON rows."""
+    """Per-update metric arrays (``iteration`` NaN = skipped) -> JSON rows. ``env_steps`` is
+    ``update * steps_per_update`` unless the learner reports its own ``env_steps`` metric (IQL:
+    its episodes end at different times)."""
     metrics = {k: np.asarray(v) for k, v in metrics.items()}
     out = []
-    for j in range(len(metrics["loss"])):
-        if math.isnan(float(metrics["loss"][j])):
+    for j in range(len(metrics["iteration"])):
+        if math.isnan(float(metrics["iteration"][j])):
             continue
         update = first_update + len(out) + 1
         row = {"update": update, "env_steps": update * steps_per_update}
-        row.update({k: float(v[j]) for k, v in metrics.items()})
+        row.update({k: float(v[j]) for k, v in metrics.items() if k != "iteration"})
+        row["env_steps"] = int(round(row["env_steps"]))
         out.append(row)
     return out
 

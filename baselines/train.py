@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
-from agents.config import Config
-from agents.mappo import make_trainer
-from baselines import checkpoint, progress
-from baselines.config import DEFAULT, ROOT, apply_overrides, load, read_yaml
-from baselines.evaluate import evaluate_params
+if __name__ == "__main__" and "--distributed" in sys.argv[1:]:  # multi-host (docs/scaling.md):
+    jax.distributed.initialize()  # before the imports below, which touch the XLA backend
+
+from agents import make_trainer, sharding  # noqa: E402
+from agents.config import Config  # noqa: E402
+from baselines import checkpoint, progress  # noqa: E402
+from baselines.config import DEFAULT, ROOT, apply_overrides, load, read_yaml  # noqa: E402
+from baselines.evaluate import evaluate_params  # noqa: E402
 
 
 def train(config: Config, out: str | Path, *, resume: bool = False,
@@ -43,17 +47,20 @@ def train(config: Config, out: str | Path, *, resume: bool = False,
     if resume:  # a missing or mismatched checkpoint stops here, before anything compiles
         checkpoint.check_config(out, config)
     out.mkdir(parents=True, exist_ok=True)
+    lead = jax.process_index() == 0
     steps_per_update = config.num_envs * config.num_steps * config.num_seeds
     bar = progress.ProgressBar(config.num_updates, disable=not show_progress)
     trainer = make_trainer(config, bar.callback if show_progress else None)
     t0 = time.perf_counter()
-    state = jax.jit(trainer.init)(jax.random.key(config.seed))
+    mesh = sharding.mesh_for(config.num_devices, config.num_envs)  # None: one device
+    state = sharding.jit_init(trainer.init, mesh)(jax.random.key(config.seed))
     history: list[dict] = []
     if resume:
         state, history = checkpoint.restore(out, config, state)
+        state = sharding.shard(state, mesh)
     end = config.num_updates if stop_after is None else min(stop_after, config.num_updates)
     chunk = min(config.checkpoint_every, config.num_updates)
-    run = jax.jit(trainer.run, static_argnums=1).lower(state, chunk, jnp.int32(end)).compile()
+    run = sharding.jit_run(trainer.run, mesh, state).lower(state, chunk, jnp.int32(end)).compile()
     compile_s, train_s, start = time.perf_counter() - t0, 0.0, int(state[1])
     bar.bar.reset(total=config.num_updates)  # time the bar from here, after compiling
     bar.bar.update(start)
@@ -64,26 +71,34 @@ def train(config: Config, out: str | Path, *, resume: bool = False,
         train_s += time.perf_counter() - t
         history += progress.rows(jax.device_get(metrics), first, steps_per_update)
         checkpoint.save(mgr, state, config, history)
-        progress.write_jsonl(out / "metrics.jsonl", history)
+        if lead:  # multi-host: one process writes the files (orbax coordinates checkpoints)
+            progress.write_jsonl(out / "metrics.jsonl", history)
     mgr.wait_until_finished()
     mgr.close()
     bar.close()
     if end < config.num_updates:
         return {"updates": int(state[1]), "stopped": True}, state
+    # env steps (all seeds): IQL reports its own, as its episodes end at different times
+    steps_done = history[-1]["env_steps"] if history else 0
+    steps_before = history[start - 1]["env_steps"] if start else 0
     evaluation = evaluate_params(trainer, state[0].params, config.eval_episodes, config.seed)
     results = {"config": config.to_dict(), "updates": int(state[1]),
-               "env_steps": int(state[1]) * steps_per_update, "compile_s": round(compile_s, 2),
+               "env_steps": steps_done, "compile_s": round(compile_s, 2),
                "train_s": round(train_s, 2), "env_steps_per_s": round(
-                   (end - start) * steps_per_update / max(train_s, 1e-9), 1),
+                   (steps_done - steps_before) / max(train_s, 1e-9), 1),
                "final_train": history[-1] if history else None,
                "eval": evaluation}
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    if history:
-        comm = (f"CommNet/{config.aggregate} x{config.hops} through {config.channel}"
-                if config.comm == "commnet" else "no CommNet")
+    if lead:
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    if history and lead:
+        comm = {"commnet": f"CommNet/{config.aggregate} x{config.hops} through {config.channel}",
+                "message": f"messages through {config.channel}"}.get(config.comm, "no comm")
+        if config.algorithm == "iql":
+            comm += ", PS" if config.parameter_sharing else ", NPS"
+        third = ("bits_per_message" if config.comm != "none" else
+                 "length" if config.algorithm == "iql" else "env_bits_per_step")
         progress.plot(out / "curve.png", history, f"{config.algorithm}, {comm}, on {config.env}",
-                      bits="bits_per_message" if config.comm == "commnet" else
-                      "env_bits_per_step")
+                      bits=third)
     return results, state
 
 
@@ -98,7 +113,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--stop-after", type=int, metavar="N",
                         help="stop (checkpointed) once N updates are done in all")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--distributed", action="store_true",
+                        help="multi-host: jax.distributed.initialize() first (docs/scaling.md)")
     args = parser.parse_args(argv)
+    if args.distributed and not jax.distributed.is_initialized():  # done at import as __main__
+        jax.distributed.initialize()  # works only if nothing has touched the XLA backend yet
     try:
         if args.resume:
             if args.out:

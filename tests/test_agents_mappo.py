@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from agents.mappo import make_train, make_trainer
+from agents import make_train, make_trainer
 from baselines.config import load
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from agents.mappo import make_trainer
+from agents import make_trainer
 from baselines import checkpoint
 from baselines.config import load
 from baselines.evaluate import evaluate_checkpoint

@@ -1,0 +1,109 @@
+"""The grid of arXiv 2401.15059 on ma-gym's Predator-Prey: IQL {PS, NPS} x {comm, no comm}.
+
+    python -m baselines.iql_grid                          # the budget below, 3 seeds each
+    python -m baselines.iql_grid num_updates=2000 gradient_steps=8   # the paper's budget
+
+Trains the four ``configs/iql_*_predator_prey_magym.yaml`` with ``baselines.train`` (so each
+run has its checkpoints, metrics.jsonl and curve under ``--out``), with the same overrides for
+all four, then prints a table — greedy evaluation (``eval_episodes`` episodes per seed):
+success rate and team return, mean ± std over seeds; the training return of the last 10 % of
+iterations; env steps — and writes it to ``baselines/results/iql_grid.json`` and the four
+learning curves to ``docs/images/iql_grid.png``.
+
+Default budget (a CPU-sized run, a quarter of the paper's env steps and an eighth of its
+gradient steps): 8 episodes per iteration, 4 gradient steps per iteration (one per 2 episodes;
+the paper does one per episode), 300 iterations = 2,400 episodes per seed (up to 0.24 M env
+steps). Everything else is the paper's. ``--only`` runs some of the four (e.g. two processes
+side by side, each with its own ``--results``); ``--merge A.json B.json`` then prints and
+writes the table and figure of their rows together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from baselines.config import ROOT, load
+from baselines.train import train
+
+GRID = ("iql_ps_comm", "iql_ps_nocomm", "iql_nps_comm", "iql_nps_nocomm")
+BUDGET = ["num_updates=300", "gradient_steps=4", "checkpoint_every=100"]
+
+
+def summarize(name: str, results: dict, history: list[dict]) -> dict:
+    per_seed = results["eval"]["per_seed"]
+    tail = history[-max(1, len(history) // 10):]
+    return {"config": name, "env_steps": results["env_steps"], "train_s": results["train_s"],
+            "success": [s["success"] for s in per_seed], "return": [s["return"] for s in per_seed],
+            "train_return_last10pct": float(np.mean([r["return"] for r in tail])),
+            "curve": [(r["env_steps"], r["return"]) for r in history]}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for row in rows:
+        steps, ret = np.array(row["curve"]).T
+        k = max(1, len(ret) // 30)
+        smooth = np.convolve(ret, np.ones(k) / k, mode="valid")
+        ax.plot(steps[k - 1:], smooth, label=row["config"].replace("iql_", ""))
+    ax.set_xlabel("env steps (all seeds)")
+    ax.set_ylabel("training team return (seed mean)")
+    ax.set_title("IQL on PredatorPrey-magym-v0")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="python -m baselines.iql_grid", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="overrides applied to all four configs (after the budget)")
+    parser.add_argument("--out", default=str(ROOT / "runs" / "iql_grid"),
+                        help="parent directory of the four run directories")
+    parser.add_argument("--only", nargs="+", choices=GRID, default=GRID)
+    parser.add_argument("--results", default=str(ROOT / "baselines" / "results" /
+                                                 "iql_grid.json"))
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="no training: table and figure of the rows of these results files")
+    args = parser.parse_args(argv)
+    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    rows, names = [], [] if args.merge else args.only
+    for path in args.merge or ():
+        saved = json.loads(Path(path).read_text())
+        rows += saved["rows"]
+        overrides = saved["overrides"]
+    for name in names:
+        config = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml",
+                      BUDGET + args.overrides)
+        results, _ = train(config, out / name, show_progress=False)
+        history = [json.loads(line) for line in (out / name / "metrics.jsonl").open()]
+        rows.append(summarize(name, results, history))
+        print(f"{name}: done in {results['train_s']:.0f} s", flush=True)
+    print(f"\n{'config':<16}{'success (greedy)':>20}{'return (greedy)':>20}"
+          f"{'train return, last 10%':>24}{'env steps':>12}")
+    for r in rows:
+        s, g = np.array(r["success"]), np.array(r["return"])
+        print(f"{r['config']:<16}{s.mean():>12.3f} ± {s.std(ddof=1):.3f}{g.mean():>12.2f} ± "
+              f"{g.std(ddof=1):.2f}{r['train_return_last10pct']:>24.2f}{r['env_steps']:>12,}")
+    overrides = overrides if args.merge else BUDGET + args.overrides
+    rows.sort(key=lambda r: GRID.index(r["config"]))
+    Path(args.results).write_text(json.dumps({"overrides": overrides, "rows": rows}, indent=1))
+    plot(rows, ROOT / "docs" / "images" / "iql_grid.png")
+    print(f"wrote {args.results} and docs/images/iql_grid.png")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

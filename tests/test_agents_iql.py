@@ -1,0 +1,185 @@
+"""IQL: the episode buffer returns what was stored, the target network refreshes on schedule,
+NPS gradients stay with their agent, PS and NPS agree where they must, and each of the paper's
+four configs trains (a few iterations, tiny sizes) on PredatorPrey-magym-v0."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents import make_trainer
+from agents.iql import make_buffer
+from baselines.config import ROOT, load
+
+TINY = dict(num_envs=2, batch_episodes=2, buffer_episodes=8, hidden=8, num_updates=3,
+            env_kwargs={"max_steps_in_episode": 6}, epsilon_steps=20, eval_episodes=4,
+            checkpoint_every=3, log_every=1, num_seeds=1)
+CONFIGS = ["iql_ps_comm", "iql_ps_nocomm", "iql_nps_comm", "iql_nps_nocomm"]
+
+
+def tiny(name="iql_nps_comm", **kw):
+    config = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml")
+    return dataclasses.replace(config, **{**TINY, **kw}).validate()
+
+
+@settings(max_examples=25, deadline=None)
+@given(adds=st.lists(st.integers(1, 3), min_size=1, max_size=8), seed=st.integers(0, 2**16))
+def test_buffer_returns_what_was_stored(adds, seed):
+    """Items are tagged with their insertion number; every sample is a stored item, whole and
+    unaltered, from the newest ``capacity`` ones; with enough samples all of them show up."""
+    capacity = 5
+    buffer = make_buffer(capacity, 4)
+    item = lambda tag: {"obs": jnp.full((3, 2), tag, jnp.float32),
+                        "action": jnp.full((3,), tag, jnp.int32)}
+    state, count = buffer.init(item(0)), 0
+    for k in adds:
+        state = buffer.add(state, jax.tree.map(lambda *x: jnp.stack(x),
+                                               *[item(count + j + 1) for j in range(k)]))
+        count += k
+    kept = set(range(max(1, count - capacity + 1), count + 1))
+    assert bool(buffer.can_sample(state)) == (count >= 4)
+    if count < 4:
+        return
+    sample = jax.vmap(buffer.sample, in_axes=(None, 0))(
+        state, jax.random.split(jax.random.key(seed), 64)).experience
+    obs, action = np.asarray(sample["obs"]), np.asarray(sample["action"])
+    assert obs.shape == (64, 4, 3, 2) and action.shape == (64, 4, 3)
+    tags = action[..., 0]
+    np.testing.assert_array_equal(obs, np.broadcast_to(tags[..., None, None], obs.shape))
+    np.testing.assert_array_equal(action, np.broadcast_to(tags[..., None], action.shape))
+    assert set(tags.ravel().tolist()) == kept
+
+
+@pytest.mark.parametrize("target_every", [2, 4])
+def test_target_network_refreshes_every_target_every_episodes(target_every):
+    """2 episodes per iteration: the target equals the online network right after an
+    iteration that crosses a multiple of ``target_every`` episodes, and lags otherwise."""
+    trainer = make_trainer(tiny("iql_ps_nocomm", target_every=target_every, num_updates=6))
+    state = trainer.init(jax.random.key(0))
+    run = jax.jit(trainer.run, static_argnums=1)
+    first = lambda t: np.asarray(jax.tree.leaves(t)[0])
+    for i in range(1, 7):
+        before = first(state[0].target)
+        state, _ = run(state, 1)
+        online, target = first(state[0].params), first(state[0].target)
+        assert int(state[0].episodes[0]) == 2 * i
+        if (2 * i) % target_every == 0:
+            np.testing.assert_array_equal(target, online)
+        else:
+            np.testing.assert_array_equal(target, before)
+            if i > 1:  # learning has started (buffer of 2 episodes): online moved on
+                assert not np.array_equal(target, online)
+
+
+def _batch(trainer, key, episodes=3):
+    config = trainer.config
+    params = trainer.init(key)[0].params
+    params = jax.tree.map(lambda x: x[0], params)  # seed 0
+    batch, _ = trainer.collect(params, key, 1.0, episodes)
+    assert batch["filled"].any() and config.num_seeds == 1
+    return params, batch
+
+
+def test_nps_gradient_of_agent_i_reaches_only_agent_i_message_network():
+    trainer = make_trainer(tiny("iql_nps_comm"))
+    params, batch = _batch(trainer, jax.random.key(1))
+    n = trainer.env.num_agents
+    # jac[part] leaves: [loss of agent i, parameters of agent j, ...]
+    jac = jax.jit(jax.jacrev(lambda p: trainer.loss(p, params, batch, jax.random.key(2))[1][
+        "per_agent"]))(params)
+    for part in ("message", "q"):
+        norms = sum(jnp.sum(jnp.abs(x).reshape(n, n, -1), -1) for x in jax.tree.leaves(jac[part]))
+        assert (jnp.diag(norms) > 0).all(), part
+        np.testing.assert_array_equal(np.asarray(norms) * (1 - np.eye(n)), 0.0)
+
+
+def test_ps_gradient_of_one_agent_reaches_the_shared_message_network_through_others():
+    """PS: agent 0's loss, with agent 0's own message cut, still trains the message network
+    (through the messages the others sent it) — the shared-gradient scheme."""
+    trainer = make_trainer(tiny("iql_ps_comm"))
+    params, batch = _batch(trainer, jax.random.key(1))
+    g = jax.jit(jax.grad(lambda p: trainer.loss(p, params, batch, jax.random.key(2))[1][
+        "per_agent"][0]))(params)
+    assert sum(float(jnp.abs(x).sum()) for x in jax.tree.leaves(g["message"])) > 0
+
+
+@pytest.mark.parametrize("comm", ["comm", "nocomm"])
+def test_ps_and_nps_agree_with_identical_parameters_and_data(comm):
+    """NPS with every agent's parameters set to the PS parameters, on the same episodes: same
+    Q-values and losses; the NPS Q-network gradients summed over agents equal the PS gradient
+    (PS shares one set), and agent i's NPS gradient is PS's gradient of agent i's loss. The
+    message networks differ exactly where they should: PS lets a receiver's loss reach the
+    senders, NPS detaches incoming messages, so their gradients must differ."""
+    ps, nps = make_trainer(tiny(f"iql_ps_{comm}")), make_trainer(tiny(f"iql_nps_{comm}"))
+    params, batch = _batch(ps, jax.random.key(3))
+    n = ps.env.num_agents
+    stacked = jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), params)
+    key = jax.random.key(4)
+    (loss_ps, parts_ps), g_ps = jax.jit(jax.value_and_grad(ps.loss, has_aux=True))(
+        params, params, batch, key)
+    (loss_nps, parts_nps), g_nps = jax.jit(jax.value_and_grad(nps.loss, has_aux=True))(
+        stacked, stacked, batch, key)
+    np.testing.assert_allclose(loss_ps, loss_nps, rtol=1e-6)
+    np.testing.assert_allclose(parts_ps["per_agent"], parts_nps["per_agent"], rtol=1e-6)
+    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(g_ps["q"]), jax.tree.leaves(g_nps["q"]), strict=True):
+        close(a, b.sum(0))
+    jac = jax.jit(jax.jacrev(lambda p: ps.loss(p, params, batch, key)[1]["per_agent"] / n))(
+        params)  # leaves [agent i's loss, ...]: PS gradient of each agent's share
+    for a, b in zip(jax.tree.leaves(jac["q"]), jax.tree.leaves(g_nps["q"]), strict=True):
+        close(a, b)
+    if comm == "comm":
+        diff = max(float(jnp.max(jnp.abs(a - b.sum(0)))) for a, b in zip(
+            jax.tree.leaves(g_ps["message"]), jax.tree.leaves(g_nps["message"]), strict=True))
+        assert diff > 1e-6
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_each_paper_config_trains_a_few_iterations(name):
+    trainer = make_trainer(tiny(name, num_updates=4, batch_episodes=4))
+    state, metrics = jax.jit(trainer.run, static_argnums=1)(trainer.init(jax.random.key(0)), 4)
+    metrics = jax.device_get(metrics)
+    assert int(state[1]) == 4 and int(state[0].episodes[0]) == 8
+    assert np.isnan(metrics["loss"][0]) and np.isfinite(metrics["loss"][1:]).all()
+    assert (np.diff(metrics["env_steps"]) > 0).all() and metrics["epsilon"][-1] < 1.0
+    assert np.all(metrics["length"] <= 6)
+    ev = jax.device_get(jax.jit(trainer.evaluate, static_argnums=2)(
+        jax.tree.map(lambda x: x[0], state[0].params), jax.random.key(1), 4))
+    assert 0 <= ev["success"] <= 1 and np.isfinite(ev["return"])
+    assert (ev["bits_per_message"] > 0) == ("_comm" in name)
+
+
+def test_bad_iql_configs_raise():
+    with pytest.raises(ValueError, match="comm: message or none"):
+        tiny(comm="commnet")
+    with pytest.raises(ValueError, match="exceeds buffer_episodes"):
+        tiny(batch_episodes=16)
+    with pytest.raises(ValueError, match="epsilon_end <= epsilon_start"):
+        tiny(epsilon_end=0.5, epsilon_start=0.1)
+    with pytest.raises(ValueError, match="needs algorithm: iql"):
+        load(None, ["parameter_sharing=false"])
+    with pytest.raises(ValueError, match="optimizer"):
+        tiny(optimizer="sgd")
+
+
+def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
+    """The shared CLI machinery (config, orbax checkpoints with the replay buffer, resume,
+    restored evaluation) works for IQL as for MAPPO."""
+    from baselines.evaluate import evaluate_checkpoint
+    from baselines.train import train
+
+    config = tiny("iql_nps_comm", num_updates=4, checkpoint_every=2, batch_episodes=4)
+    results_a, state_a = train(config, tmp_path / "a", show_progress=False)
+    train(config, tmp_path / "b", stop_after=2, show_progress=False)
+    results_b, state_b = train(config, tmp_path / "b", resume=True, show_progress=False)
+    for a, b in zip(jax.tree.leaves((state_a[0].params, state_a[0].buffer)),
+                    jax.tree.leaves((state_b[0].params, state_b[0].buffer)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert results_a["eval"] == results_b["eval"] and results_a["env_steps"] > 0
+    rows = (tmp_path / "a" / "metrics.jsonl").read_text()
+    assert rows == (tmp_path / "b" / "metrics.jsonl").read_text()
+    assert evaluate_checkpoint(tmp_path / "a", episodes=4)["mean"] == results_a["eval"]["mean"]
