@@ -168,8 +168,11 @@ class GridWorldGoal(MultiAgentEnv):
     def reset_env(self, key: jax.Array, params: EnvParams) -> EnvState:
         n = self.grid_size
         k_goal, k_start = jax.random.split(key)
-        goal = jax.random.categorical(k_goal, jnp.log(jnp.maximum(params.goal_probs, 0.0)
-                                                      .reshape(-1)))
+        # inverse CDF: one uniform draw (a categorical would draw one per cell, and the
+        # auto-reset runs this on every step); zero-probability cells are never picked
+        cdf = jnp.cumsum(jnp.maximum(params.goal_probs, 0.0).reshape(-1))
+        u = jax.random.uniform(k_goal, dtype=cdf.dtype) * cdf[-1]
+        goal = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), n * n - 1)
         start = jax.random.randint(k_start, (), 0, n * n - 1)
         start = start + (start >= goal)  # uniform over the other n*n - 1 cells
         cell = lambda i: jnp.stack([i // n, i % n]).astype(jnp.int32)
