@@ -137,8 +137,9 @@ class PredatorPreyMagym(MultiAgentEnv):
         allowed = _neighbours(start, predators) == 0
         allowed &= ~jnp.any(jnp.all(start[:, None] == predators, -1), -1)
         prey = []
-        for k in key_prey:
-            cell = jax.random.categorical(k, jnp.where(allowed, 0.0, -jnp.inf))
+        for k in key_prey:  # a uniform rank among the allowed cells (one draw, no Gumbels)
+            rank = jax.random.randint(k, (), 0, jnp.maximum(allowed.sum(), 1))
+            cell = jnp.searchsorted(jnp.cumsum(allowed), rank, side="right")
             prey.append(start[cell])
             allowed = allowed.at[cell].set(False)
         return EnvState(time=jnp.zeros((), jnp.int32), predators=predators, prey=jnp.stack(prey),
@@ -159,7 +160,7 @@ class PredatorPreyMagym(MultiAgentEnv):
             return preds.at[i].set(jnp.where(ok, target, preds[i]))
 
         preds = jax.lax.fori_loop(0, self.num_agents, move_predator, state.predators, unroll=True)
-        logits = jnp.log(jnp.asarray(params.prey_move_probs, jnp.float32))
+        cdf = jnp.cumsum(jnp.asarray(params.prey_move_probs, jnp.float32))
 
         def prey_turn(j, carry):
             prey, alive, reward = carry
@@ -168,7 +169,8 @@ class PredatorPreyMagym(MultiAgentEnv):
             reward += jnp.where(touched, jnp.where(k == 1, params.penalty,
                                                    params.capture_reward), 0.0)
             alive = alive.at[j].set(alive[j] & (k <= 1))
-            draws = jax.random.categorical(jax.random.fold_in(key, j), logits, shape=(5,))
+            u = jax.random.uniform(jax.random.fold_in(key, j), (5,)) * cdf[-1]  # inverse CDF
+            draws = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), 4)
             safe = _neighbours(prey[j] + moves[draws], preds) == 0
             move = jnp.where(jnp.any(safe), draws[jnp.argmax(safe)], 4)
             target = prey[j] + moves[move]
