@@ -41,6 +41,7 @@ import flashbax as fbx
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import dcgenv
@@ -90,14 +91,14 @@ class QNetwork(nn.Module):
     def embed(self, x):
         return nn.relu(self.embedding(x))
 
-    def recur(self, carry, e, reset):
-        return self.cell(jnp.where(reset, jnp.zeros_like(carry), carry), e)
+    def recur(self, carry, e):
+        return self.cell(carry, e)
 
     def head(self, h):
         return self.readout(h)
 
-    def __call__(self, carry, x, reset):
-        carry, h = self.recur(carry, self.embed(x), reset)
+    def __call__(self, carry, x):
+        carry, h = self.recur(carry, self.embed(x))
         return carry, self.head(h)
 
 
@@ -136,17 +137,14 @@ def make_trainer(config: Config, progress=None) -> Trainer:
     p_axis = None if ps else 0
     channel = make_channel(cfg)
     msg_shape = channel.message_shape(1, cfg.message_dim)
-    msg_size = 1
-    for d in msg_shape:
-        msg_size *= d
+    msg_size = int(np.prod(msg_shape))
     qnet = QNetwork(A, cfg.hidden)
     msgnet = MessageNetwork(msg_size)
     tx = make_optimizer(cfg, cfg.lr)
     buffer = make_buffer(cfg.buffer_episodes, cfg.batch_episodes)
 
     def features(obs):  # one env's obs -> [N, D]
-        x = nets.flatten_obs(obs, n)
-        return jnp.concatenate([x, jnp.eye(n, dtype=x.dtype)], -1) if cfg.agent_id else x
+        return nets.flatten_obs(obs, n, cfg.agent_id)
 
     def inputs(params, x, key, train):
         """One env-step ``x [N, D]`` -> Q-network inputs ``[N, D + N*m]`` (observation, then
@@ -167,20 +165,20 @@ def make_trainer(config: Config, progress=None) -> Trainer:
         in_axes = (p_axis,) + (0,) * (len(args) - 1)
         return jax.vmap(lambda p, *a: qnet.apply(p, *a, method=method), in_axes=in_axes)(*args)
 
-    def q_values(params, carry, x, reset, key, train):
-        """One env, all agents: ``(carry [N, H], q [N, A], bits, cost)``."""
+    def q_values(params, carry, x, key, train):
+        """One env, all agents: ``(carry [N, H], q [N, A], bits, cost)``. Every episode starts
+        from a zero carry (episodes are played, and replayed, from their first step)."""
         x, bits, cost = inputs(params, x, key, train)
         e = per_agent(QNetwork.embed, params["q"], x)
-        carry, h = per_agent(QNetwork.recur, params["q"], carry, e, jnp.broadcast_to(reset, n))
+        carry, h = per_agent(QNetwork.recur, params["q"], carry, e)
         return carry, per_agent(QNetwork.head, params["q"], h), bits, cost
 
     def init_params(key, x):
-        k_q, k_m = jax.random.split(key)
         width = x.shape[-1] + (n * msg_size if use_comm else 0)
-        one = lambda k: {"q": qnet.init(k, jnp.zeros(cfg.hidden), jnp.zeros(width), True),
+        one = lambda k: {"q": qnet.init(k, jnp.zeros(cfg.hidden), jnp.zeros(width)),
                          **({"message": msgnet.init(jax.random.fold_in(k, 1), x[0])}
                             if use_comm else {})}
-        return one(k_q) if ps else jax.vmap(one)(jax.random.split(k_q, n))
+        return one(key) if ps else jax.vmap(one)(jax.random.split(key, n))
 
     def collect(params, key, epsilon, num_episodes: int, greedy: bool = False):
         """``num_episodes`` episodes from fresh resets: ``(episodes, stats)`` where
@@ -192,14 +190,12 @@ def make_trainer(config: Config, progress=None) -> Trainer:
             jax.random.split(k_reset, num_episodes), env_params)
         x0 = jax.vmap(features)(obs)
 
-        def step(c, inp):
+        def step(c, k):
             obs, state, carry, running = c
-            t, k = inp
             k_comm, k_explore, k_rand, k_env = jax.random.split(k, 4)
             x = jax.vmap(features)(obs)
-            carry, q, bits, _ = jax.vmap(
-                lambda *a: q_values(params, *a, train=not greedy), in_axes=(0, 0, None, 0))(
-                carry, x, t == 0, jax.random.split(k_comm, num_episodes))
+            carry, q, bits, _ = jax.vmap(lambda *a: q_values(params, *a, train=not greedy))(
+                carry, x, jax.random.split(k_comm, num_episodes))
             action = jnp.argmax(q, -1)
             if not greedy:
                 explore = jax.random.uniform(k_explore, action.shape) < epsilon
@@ -217,8 +213,7 @@ def make_trainer(config: Config, progress=None) -> Trainer:
 
         carry = jnp.zeros((num_episodes, n, cfg.hidden))
         running = jnp.ones(num_episodes, bool)
-        _, tr = jax.lax.scan(step, (obs, state, carry, running),
-                             (jnp.arange(T), jax.random.split(k_run, T)))
+        _, tr = jax.lax.scan(step, (obs, state, carry, running), jax.random.split(k_run, T))
         tr = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), tr)  # [E, T, ...]
         episodes = {"obs": jnp.concatenate([x0[:, None], tr["x_next"]], 1),
                     "action": tr["action"].astype(jnp.int32), "reward": tr["reward"],
@@ -240,8 +235,7 @@ def make_trainer(config: Config, progress=None) -> Trainer:
         e = jax.vmap(jax.vmap(lambda x: per_agent(QNetwork.embed, params["q"], x)))(x)
 
         def step(carry, e_t):
-            return jax.vmap(lambda c, e: per_agent(QNetwork.recur, params["q"], c, e,
-                                                   jnp.zeros(n, bool)))(carry, e_t)
+            return jax.vmap(lambda c, e: per_agent(QNetwork.recur, params["q"], c, e))(carry, e_t)
 
         _, h = jax.lax.scan(step, jnp.zeros((B, n, cfg.hidden)), jnp.swapaxes(e, 0, 1))
         q = jax.vmap(jax.vmap(lambda h: per_agent(QNetwork.head, params["q"], h)))(h)

@@ -89,9 +89,7 @@ def make_trainer(config: Config, progress=None) -> Trainer:
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
     def features(obs):  # one env's obs -> ([N, D], alive [N])
-        x = nets.flatten_obs(obs, n)
-        if cfg.agent_id:
-            x = jnp.concatenate([x, jnp.eye(n, dtype=x.dtype)], -1)
+        x = nets.flatten_obs(obs, n, cfg.agent_id)
         key = next((k for k in ("alive", "active") if isinstance(obs, dict) and k in obs), None)
         return x, (jnp.ones(n, bool) if key is None else obs[key].astype(bool))
 

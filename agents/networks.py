@@ -41,10 +41,13 @@ def head_spec(space: spaces.Space) -> tuple[tuple[str | None, str, int], ...]:
     return (leaf(None, space),)
 
 
-def flatten_obs(obs: Any, num_agents: int) -> jax.Array:
-    """Agent-stacked observation pytree -> float32 ``[N, D]`` (leaves raveled, concatenated)."""
+def flatten_obs(obs: Any, num_agents: int, agent_id: bool = False) -> jax.Array:
+    """Agent-stacked observation pytree -> float32 ``[N, D]`` (leaves raveled, concatenated),
+    followed by a one-hot agent id if ``agent_id``."""
     leaves = [jnp.asarray(x).reshape(num_agents, -1).astype(jnp.float32)
               for x in jax.tree.leaves(obs)]
+    if agent_id:
+        leaves.append(jnp.eye(num_agents, dtype=jnp.float32))
     return jnp.concatenate(leaves, axis=-1)
 
 

@@ -80,25 +80,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     rows, names = [], [] if args.merge else args.only
+    overrides = BUDGET + args.overrides
     for path in args.merge or ():
         saved = json.loads(Path(path).read_text())
         rows += saved["rows"]
         overrides = saved["overrides"]
     for name in names:
-        config = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml",
-                      BUDGET + args.overrides)
+        config = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml", overrides)
         results, _ = train(config, out / name, show_progress=False)
         history = [json.loads(line) for line in (out / name / "metrics.jsonl").open()]
         rows.append(summarize(name, results, history))
         print(f"{name}: done in {results['train_s']:.0f} s", flush=True)
+    rows.sort(key=lambda r: GRID.index(r["config"]))
     print(f"\n{'config':<16}{'success (greedy)':>20}{'return (greedy)':>20}"
           f"{'train return, last 10%':>24}{'env steps':>12}")
     for r in rows:
         s, g = np.array(r["success"]), np.array(r["return"])
         print(f"{r['config']:<16}{s.mean():>12.3f} ± {s.std(ddof=1):.3f}{g.mean():>12.2f} ± "
               f"{g.std(ddof=1):.2f}{r['train_return_last10pct']:>24.2f}{r['env_steps']:>12,}")
-    overrides = overrides if args.merge else BUDGET + args.overrides
-    rows.sort(key=lambda r: GRID.index(r["config"]))
     Path(args.results).write_text(json.dumps({"overrides": overrides, "rows": rows}, indent=1))
     plot(rows, ROOT / "docs" / "images" / "iql_grid.png")
     print(f"wrote {args.results} and docs/images/iql_grid.png")

@@ -57,8 +57,8 @@ import numpy as np
 
 import dcgenv
 from dcgenv.adapters import step_no_reset
+from dcgenv.core import OBS_MODES
 
-OBS_MODES = ("onehot", "uint8", "index")
 PEERS = ("jaxmarl:MPE_simple_spread_v3", "gymnax:CartPole-v1")
 
 

@@ -61,6 +61,22 @@ def normal(key: jax.Array, shape: tuple[int, ...] = (), dtype=None) -> jax.Array
     return jax.lax.optimization_barrier(jax.random.normal(key, shape, dtype))
 
 
+OBS_MODES = ("onehot", "uint8", "index")
+
+
+def check_obs_mode(env_name: str, mode: str, max_count: int = 1) -> str:
+    """Validate the grid environments' ``obs_mode`` constructor argument: ``"onehot"`` (the
+    original float32 encoding), ``"uint8"`` (the same layout in bytes; every entry, counts
+    included, must fit: ``max_count <= 255``) or ``"index"`` (small integer ids and counts a
+    network embeds). Returns ``mode``; ``ValueError`` naming the allowed values otherwise."""
+    if mode not in OBS_MODES:
+        raise ValueError(f"{env_name}: unknown obs_mode {mode!r}; allowed: {list(OBS_MODES)}")
+    if mode == "uint8" and max_count > 255:
+        raise ValueError(f"{env_name}: obs_mode='uint8' needs counts <= 255 (num_agents), got "
+                         f"{max_count}; use obs_mode='index'")
+    return mode
+
+
 @struct.dataclass
 class EnvState:
     """Base state: every environment state carries ``time`` (steps taken this episode)."""

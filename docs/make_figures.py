@@ -64,8 +64,7 @@ def checkpoint_policy(run_dir: str):
 
     def policy(key, obs, carry):
         h, first = carry
-        x = nets.flatten_obs(obs, n)
-        x = jnp.concatenate([x, jnp.eye(n, dtype=x.dtype)], -1) if cfg.agent_id else x
+        x = nets.flatten_obs(obs, n, cfg.agent_id)
         alive = next((obs[k] for k in ("alive", "active") if k in obs), jnp.ones(n, bool))
         h, dists, _ = actor.apply(params, h, x, alive.astype(bool), first, key, False)
         return nets.mode(dists), (h, jnp.zeros((), bool))

@@ -145,7 +145,7 @@ def test_bad_obs_mode_through_make_and_uint8_cap():
         dcgenv.make("TrafficJunction-hard-v0", obs_mode="onehot8")
     with pytest.raises(ValueError, match="obs_mode"):
         dcgenv.make("PredatorPrey-magym-v0", obs_mode=3)
-    with pytest.raises(ValueError, match="num_agents <= 255"):
+    with pytest.raises(ValueError, match="counts <= 255"):
         TrafficJunction("easy", num_agents=300, obs_mode="uint8")
     assert TrafficJunction("easy", num_agents=300, obs_mode="index").observation_space() \
         .spaces["obs"].dtype == jnp.uint16

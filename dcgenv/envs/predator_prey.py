@@ -84,13 +84,12 @@ from flax import struct
 from dcgenv import spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv
+from dcgenv.core import MultiAgentEnv, check_obs_mode
 from dcgenv.registry import register
 
 MODES = ("mixed", "cooperative", "competitive")
 MOVES = np.array([[-1, 0], [0, 1], [1, 0], [0, -1], [0, 0]], np.int32)  # up right down left stay
 TIMESTEP_PENALTY, PREY_REWARD = -0.05, 0.05
-OBS_MODES = ("onehot", "uint8", "index")
 
 
 @struct.dataclass
@@ -144,13 +143,7 @@ class PredatorPrey(MultiAgentEnv):
         self._shares = (PREY_REWARD / np.maximum(np.arange(num_agents + 1), 1)).astype(np.float32)
         self._default = EnvParams(mode=mode_code(mode), max_steps_in_episode=max_steps)
         self.agents = tuple(f"predator_{i}" for i in range(num_agents))
-        if obs_mode not in OBS_MODES:
-            raise ValueError(f"PredatorPrey: unknown obs_mode {obs_mode!r}; "
-                             f"allowed: {list(OBS_MODES)}")
-        if obs_mode == "uint8" and num_agents > 255:
-            raise ValueError(f"PredatorPrey: obs_mode='uint8' needs num_agents <= 255, got "
-                             f"{num_agents}; use obs_mode='index'")
-        self.obs_mode = obs_mode
+        self.obs_mode = check_obs_mode("PredatorPrey", obs_mode, num_agents)
         self._dtype = {"onehot": np.dtype(np.float32), "uint8": np.dtype(np.uint8),
                        "index": np.min_scalar_type(max(dim * dim + 1, num_agents))}[obs_mode]
         v = vision

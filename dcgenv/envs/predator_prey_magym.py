@@ -76,14 +76,13 @@ from flax import struct
 from dcgenv import spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv
+from dcgenv.core import MultiAgentEnv, check_obs_mode
 from dcgenv.envs.predator_prey import distinct_cells
 from dcgenv.registry import register
 
 MOVES = np.array([[1, 0], [0, -1], [-1, 0], [0, 1], [0, 0]], np.int32)  # down left up right stay
 VIEW = 2  # the window is (2 * VIEW + 1)^2 = 5x5, hard-coded in ma-gym's get_agent_obs
 CELLS = (2 * VIEW + 1) ** 2
-OBS_MODES = ("onehot", "uint8", "index")
 
 
 @struct.dataclass
@@ -117,10 +116,8 @@ class PredatorPreyMagym(MultiAgentEnv):
             raise ValueError(f"impossible ma-gym Predator-Prey size: size={size} (>= 3), "
                              f"num_agents={num_agents}, num_prey={num_prey} (>= 1 each, with "
                              "(size - 1)^2 >= 5 * num_agents + num_prey so every start is legal)")
-        if obs_mode not in OBS_MODES:
-            raise ValueError(f"PredatorPrey-magym: unknown obs_mode {obs_mode!r}; "
-                             f"allowed: {list(OBS_MODES)}")
-        self.size, self.num_prey, self.obs_mode = size, num_prey, obs_mode
+        self.size, self.num_prey = size, num_prey
+        self.obs_mode = check_obs_mode("PredatorPrey-magym", obs_mode)
         self._dtype = np.min_scalar_type(max(size - 1, CELLS))
         self.agents = tuple(f"predator_{i}" for i in range(num_agents))
         side = size - 1  # start cells: rows and columns 0 .. size - 2

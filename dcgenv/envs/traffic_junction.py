@@ -79,11 +79,9 @@ from flax import struct
 from dcgenv import spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv
+from dcgenv.core import MultiAgentEnv, check_obs_mode
 from dcgenv.envs.traffic_junction_layout import LEVELS, build_layout, curriculum_table, get_level
 from dcgenv.registry import register
-
-OBS_MODES = ("onehot", "uint8", "index")
 
 
 @struct.dataclass
@@ -150,18 +148,14 @@ class TrafficJunction(MultiAgentEnv):
         """(mode, dtype, per-entry upper bound) of ``obs["obs"]``; ``ValueError`` if impossible."""
         n, k, vocab = self.num_agents, len(self._window), self.vocab
         head = [1, self.num_routes - 1]  # last_act, route id
+        mode = check_obs_mode("TrafficJunction", mode, n)
         if mode == "onehot":
             return mode, np.dtype(np.float32), None
         if mode == "uint8":
-            if n > 255:
-                raise ValueError(f"TrafficJunction: obs_mode='uint8' needs num_agents <= 255, "
-                                 f"got {n}; use obs_mode='index'")
             channels = np.where(np.arange(vocab) == self.car_channel, n, 1)
             return mode, np.dtype(np.uint8), np.concatenate([head, np.tile(channels, k)])
-        if mode == "index":
-            high = np.concatenate([head, np.full(k, self._ids.max()), np.full(k, n)])
-            return mode, np.min_scalar_type(high.max()), high
-        raise ValueError(f"TrafficJunction: unknown obs_mode {mode!r}; allowed: {list(OBS_MODES)}")
+        high = np.concatenate([head, np.full(k, self._ids.max()), np.full(k, n)])  # index
+        return mode, np.min_scalar_type(high.max()), high
 
     @property
     def name(self) -> str:
