@@ -127,9 +127,12 @@ class MultiAgentEnv(Environment, abc.ABC):
 
         done = terminated | truncated
         state_re = self.reset_env(key_reset, params)
-        obs_re = self.get_obs(state_re, params)
-        select = lambda a, b: jax.tree.map(lambda x, y: jax.lax.select(done, x, y), a, b)
-        obs, state = select(obs_re, obs_st), select(state_re, state_st)
+        # Select the state, then observe it once: get_obs is a function of the state, so this
+        # equals selecting between get_obs(state_re) and obs_st bit for bit, without building
+        # the reset observation or selecting observations (most of the auto-reset cost of the
+        # one-hot grids); obs_st is only built when final_observation is used.
+        state = jax.tree.map(lambda x, y: jax.lax.select(done, x, y), state_re, state_st)
+        obs = self.get_obs(state, params)
         reward = jnp.broadcast_to(jnp.asarray(reward, _FLOAT()), (self.num_agents,))
         info = {**info, "final_observation": obs_st}
         return obs, state, reward, terminated, truncated, info

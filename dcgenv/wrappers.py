@@ -169,8 +169,7 @@ class OptimisticResetVecEnv(Wrapper):
 
         # The reset keys of the first M environments: the keys env.step would reset with.
         reset_keys = jax.vmap(lambda k: jax.random.split(k)[1])(keys[:m])
-        obs_re, state_re = jax.vmap(self._reset_one, in_axes=(0, None))(
-            reset_keys, params)
+        state_re = jax.vmap(self._env.reset_env, in_axes=(0, None))(reset_keys, params)
         if m == n:
             slot = jnp.arange(n)
             shared = jnp.zeros(n, bool)
@@ -183,11 +182,7 @@ class OptimisticResetVecEnv(Wrapper):
             new = new[slot]
             return jnp.where(done.reshape((n,) + (1,) * (old.ndim - 1)), new, old)
 
-        obs = jax.tree.map(pick, obs_re, obs_st)
         state = jax.tree.map(pick, state_re, state_st)
+        obs = jax.vmap(env.get_obs, in_axes=(0, None))(state, params)  # as env.step does
         info = {**info, "final_observation": obs_st, "reset_shared": shared}
         return obs, state, reward, terminated, truncated, info
-
-    def _reset_one(self, key: jax.Array, params: Any):
-        state = self._env.reset_env(key, params)
-        return self._env.get_obs(state, params), state

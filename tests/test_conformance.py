@@ -37,6 +37,7 @@ def assert_tree_equal(a, b):
         x, y = np.asarray(_raw(x)), np.asarray(_raw(y))
         assert x.dtype == y.dtype and x.shape == y.shape
         np.testing.assert_array_equal(x, y)
+        assert x.tobytes() == y.tobytes(), "equal values, different bits (e.g. -0.0 vs 0.0)"
 
 
 def _raw(x):
@@ -155,6 +156,26 @@ def test_auto_reset_and_final_observation(env_id):
         else:  # mid-episode, the final observation is the observation itself
             assert_tree_equal(at(info["final_observation"], t), at(obs, t))
             assert int(times[t]) >= 1
+
+
+def test_obs_is_get_obs_of_the_returned_state(env_id):
+    """``step`` observes the state it returns (the auto-reset selects the state, then observes
+    it once): ``obs == get_obs(state)`` bit for bit on every step, reset steps included."""
+    env, params = make(env_id, max_steps_in_episode=SHORT)
+
+    def run(key):
+        _, state = env.reset(key, params)
+
+        def body(carry, key):
+            key_act, key_step = jax.random.split(key)
+            actions = env.sample_actions(key_act, params)
+            obs, state, *_ = env.step(key_step, carry, actions, params)
+            return state, (obs, state)
+
+        return jax.lax.scan(body, state, jax.random.split(key, 3 * SHORT))[1]
+
+    obs, states = jax.jit(run)(jax.random.key(11))
+    assert_tree_equal(obs, jax.jit(jax.vmap(lambda s: env.get_obs(s, params)))(states))
 
 
 def test_step_traces_once(env_id):

@@ -101,7 +101,8 @@ class Witsenhausen(MultiAgentEnv):
 
     def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
         active = jnp.stack([state.time == 0, state.time == 1])
-        signal = jnp.stack([state.x0, state.x1 + state.w]) * active
+        # where, not * active: an inactive signal is +0.0 however XLA fuses it, never -0.0
+        signal = jnp.where(active, jnp.stack([state.x0, state.x1 + state.w]), 0.0)
         return {"signal": signal[:, None], "active": active,
                 "role": jnp.arange(2, dtype=jnp.int32)}
 
