@@ -1,7 +1,7 @@
 """The grid of arXiv 2401.15059 on ma-gym's Predator-Prey: IQL {PS, NPS} x {comm, no comm}.
 
-    python -m baselines.iql_grid                          # the budget below, 3 seeds each
-    python -m baselines.iql_grid num_updates=2000 gradient_steps=8   # the paper's budget
+    python -m baselines.iql_grid                    # a CPU-sized budget (below), 3 seeds each
+    python -m baselines.iql_grid --budget paper     # the configs as they are: the paper's budget
 
 Trains the four ``configs/iql_*_predator_prey_magym.yaml`` with ``baselines.train`` (so each
 run has its checkpoints, metrics.jsonl and curve under ``--out``), with the same overrides for
@@ -10,10 +10,12 @@ success rate and team return, mean ± std over seeds; the training return of the
 iterations; env steps — and writes it to ``baselines/results/iql_grid.json`` and the four
 learning curves to ``docs/images/iql_grid.png``.
 
-Default budget (a CPU-sized run, a quarter of the paper's env steps and an eighth of its
-gradient steps): 8 episodes per iteration, 4 gradient steps per iteration (one per 2 episodes;
-the paper does one per episode), 300 iterations = 2,400 episodes per seed (up to 0.24 M env
-steps). Everything else is the paper's. ``--only`` runs some of the four (e.g. two processes
+``--budget cpu`` (default; a quarter of the paper's env steps and an eighth of its gradient
+steps): 8 episodes per iteration, 4 gradient steps per iteration (one per 2 episodes; the paper
+does one per episode), 300 iterations = 2,400 episodes per seed (up to 0.24 M env steps).
+``--budget paper``: the configs' own 1,250 iterations x 8 episodes with 8 gradient steps each
+(10,000 episodes and gradient steps per seed, up to 1 M env steps). Everything else is the
+paper's in both. ``--only`` runs some of the four (e.g. two processes
 side by side, each with its own ``--results``); ``--merge A.json B.json`` then prints and
 writes the table and figure of their rows together.
 """
@@ -31,7 +33,7 @@ from baselines.config import ROOT, load
 from baselines.train import train
 
 GRID = ("iql_ps_comm", "iql_ps_nocomm", "iql_nps_comm", "iql_nps_nocomm")
-BUDGET = ["num_updates=300", "gradient_steps=4", "checkpoint_every=100"]
+BUDGETS = {"cpu": ["num_updates=300", "gradient_steps=4", "checkpoint_every=100"], "paper": []}
 
 
 def summarize(name: str, results: dict, history: list[dict]) -> dict:
@@ -41,6 +43,14 @@ def summarize(name: str, results: dict, history: list[dict]) -> dict:
             "success": [s["success"] for s in per_seed], "return": [s["return"] for s in per_seed],
             "train_return_last10pct": float(np.mean([r["return"] for r in tail])),
             "curve": [(r["env_steps"], r["return"]) for r in history]}
+
+
+def read_run(run: Path) -> tuple[dict, list[dict]]:
+    """``(results, metrics history)`` of a finished ``baselines.train`` run directory."""
+    if not (run / "results.json").is_file():
+        raise FileNotFoundError(f"{run}: no results.json (not a finished baselines.train run)")
+    history = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    return json.loads((run / "results.json").read_text()), history
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -70,26 +80,31 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="overrides applied to all four configs (after the budget)")
+    parser.add_argument("--budget", choices=BUDGETS, default="cpu")
     parser.add_argument("--out", default=str(ROOT / "runs" / "iql_grid"),
                         help="parent directory of the four run directories")
     parser.add_argument("--only", nargs="+", choices=GRID, default=GRID)
     parser.add_argument("--results", default=str(ROOT / "baselines" / "results" /
                                                  "iql_grid.json"))
-    parser.add_argument("--merge", nargs="+", metavar="JSON",
-                        help="no training: table and figure of the rows of these results files")
+    parser.add_argument("--figure", default=str(ROOT / "docs" / "images" / "iql_grid.png"))
+    parser.add_argument("--merge", nargs="+", metavar="PATH",
+                        help="no training: table and figure of the rows of these results files "
+                             "and run directories (one config's --out/<time>/<config>)")
     args = parser.parse_args(argv)
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     rows, names = [], [] if args.merge else args.only
-    overrides = BUDGET + args.overrides
-    for path in args.merge or ():
-        saved = json.loads(Path(path).read_text())
+    overrides = BUDGETS[args.budget] + args.overrides
+    for path in map(Path, args.merge or ()):
+        if path.is_dir():  # a finished run of one config
+            rows.append(summarize(path.name, *read_run(path)))
+            continue
+        saved = json.loads(path.read_text())
         rows += saved["rows"]
         overrides = saved["overrides"]
     for name in names:
         config = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml", overrides)
         results, _ = train(config, out / name, show_progress=False)
-        history = [json.loads(line) for line in (out / name / "metrics.jsonl").open()]
-        rows.append(summarize(name, results, history))
+        rows.append(summarize(name, *read_run(out / name)))
         print(f"{name}: done in {results['train_s']:.0f} s", flush=True)
     rows.sort(key=lambda r: GRID.index(r["config"]))
     print(f"\n{'config':<16}{'success (greedy)':>20}{'return (greedy)':>20}"
@@ -99,8 +114,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{r['config']:<16}{s.mean():>12.3f} ± {s.std(ddof=1):.3f}{g.mean():>12.2f} ± "
               f"{g.std(ddof=1):.2f}{r['train_return_last10pct']:>24.2f}{r['env_steps']:>12,}")
     Path(args.results).write_text(json.dumps({"overrides": overrides, "rows": rows}, indent=1))
-    plot(rows, ROOT / "docs" / "images" / "iql_grid.png")
-    print(f"wrote {args.results} and docs/images/iql_grid.png")
+    plot(rows, Path(args.figure))
+    print(f"wrote {args.results} and {args.figure}")
     return rows
 
 

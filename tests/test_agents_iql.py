@@ -3,6 +3,7 @@ NPS gradients stay with their agent, PS and NPS agree where they must, and each 
 four configs trains (a few iterations, tiny sizes) on PredatorPrey-magym-v0."""
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -183,3 +184,34 @@ def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
     rows = (tmp_path / "a" / "metrics.jsonl").read_text()
     assert rows == (tmp_path / "b" / "metrics.jsonl").read_text()
     assert evaluate_checkpoint(tmp_path / "a", episodes=4)["mean"] == results_a["eval"]["mean"]
+
+
+def test_iql_grid_merges_results_files_and_run_directories(tmp_path, capsys):
+    from baselines import iql_grid
+
+    def fake_run(name, successes, returns):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        per_seed = [{"success": s, "return": r} for s, r in zip(successes, returns, strict=True)]
+        (run / "results.json").write_text(json.dumps(
+            {"eval": {"per_seed": per_seed}, "env_steps": 1000, "train_s": 1.0}))
+        (run / "metrics.jsonl").write_text("".join(
+            json.dumps({"env_steps": 100 * (i + 1), "return": float(i)}) + "\n"
+            for i in range(20)))
+        return run
+
+    runs = [fake_run(name, [0.1, 0.2, 0.3], [-1.0, -2.0, -3.0])
+            for name in ("iql_nps_comm", "iql_ps_comm")]
+    saved = tmp_path / "saved.json"
+    iql_grid.main(["--merge", str(runs[0]), "--results", str(saved),
+                   "--figure", str(tmp_path / "a.png")])
+    out = tmp_path / "grid.json"
+    rows = iql_grid.main(["--merge", str(saved), str(runs[1]), "--results", str(out),
+                          "--figure", str(tmp_path / "grid.png")])
+    assert [r["config"] for r in rows] == ["iql_ps_comm", "iql_nps_comm"]  # the grid's order
+    assert rows[0]["train_return_last10pct"] == 18.5  # mean of the last 2 of 20 rows
+    assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(rows))
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    assert "0.200 ± 0.100" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="results.json"):
+        iql_grid.main(["--merge", str(tmp_path), "--results", str(out)])
