@@ -28,7 +28,8 @@ def _finite_positive(row: dict, keys) -> None:
 def test_bandwidth(throughput):
     bw = throughput.measure_bandwidth(size_mib=4, repeats=2)
     assert bw["bytes_moved"] == 2 * 4 * 2**20
-    _finite_positive(bw, ["bytes_per_s", "seconds"])
+    _finite_positive(bw, ["bytes_per_s", "seconds", "median_bytes_per_s"])
+    assert bw["median_bytes_per_s"] <= bw["bytes_per_s"]
 
 
 def test_measure_env_with_reset_variants(throughput):
@@ -68,6 +69,22 @@ def test_main_writes_json(throughput, tmp_path):
     assert data["reset_rows"][0]["num_envs"] == 2
     table = throughput.markdown(data)
     assert "| Witsenhausen-v0 | 2 |" in table and "reset share" in table
+
+
+def test_floor_table_verdicts_at_the_largest_n(throughput):
+    def r(env, n, mem, null, meas):
+        return {"env": env, "num_envs": n, "bytes_per_env_step": 100,
+                "mem_floor_env_steps_per_s": mem, "null_env_steps_per_s": null,
+                "measured_over_mem_floor": meas / mem}
+
+    rows = [r("A", 8, 100.0, 1.0, 90.0),  # small N: met, but not the row that counts
+            r("A", 64, 100.0, 40.0, 30.0), r("B", 64, 100.0, 60.0, 30.0),
+            r("C", 64, 100.0, 200.0, 60.0)]
+    table = "\n".join(throughput.floor_table(rows))
+    assert "| A | 64 |" in table and "| A | 8 |" not in table
+    assert "| A | 64 | 100 | 100 | 40 | 0.4 | 0.3 | no; out of reach" in table
+    assert "| B | 64 | 100 | 100 | 60 | 0.6 | 0.3 | no; reachable" in table
+    assert "| C | 64 | 100 | 100 | 200 | 2 | 0.6 | yes |" in table
 
 
 def test_peer_cartpole(throughput):
