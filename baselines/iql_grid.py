@@ -8,7 +8,7 @@ run has its checkpoints, metrics.jsonl and curve under ``--out``), with the same
 all four, then prints a table — greedy evaluation (``eval_episodes`` episodes per seed):
 success rate and team return, mean ± std over seeds; the training return of the last 10 % of
 iterations; env steps — and writes it to ``baselines/results/iql_grid.json`` and the four
-learning curves to ``docs/images/iql_grid.png``.
+learning curves to ``docs/images/iql_grid.png`` (``iql_grid_paper.*`` with ``--budget paper``).
 
 ``--budget cpu`` (default; a quarter of the paper's env steps and an eighth of its gradient
 steps): 8 episodes per iteration, 4 gradient steps per iteration (one per 2 episodes; the paper
@@ -84,13 +84,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", default=str(ROOT / "runs" / "iql_grid"),
                         help="parent directory of the four run directories")
     parser.add_argument("--only", nargs="+", choices=GRID, default=GRID)
-    parser.add_argument("--results", default=str(ROOT / "baselines" / "results" /
-                                                 "iql_grid.json"))
-    parser.add_argument("--figure", default=str(ROOT / "docs" / "images" / "iql_grid.png"))
+    parser.add_argument("--results", help="default: baselines/results/iql_grid[_paper].json")
+    parser.add_argument("--figure", help="default: docs/images/iql_grid[_paper].png")
     parser.add_argument("--merge", nargs="+", metavar="PATH",
                         help="no training: table and figure of the rows of these results files "
                              "and run directories (one config's --out/<time>/<config>)")
     args = parser.parse_args(argv)
+    stem = "iql_grid" + ("_paper" if args.budget == "paper" else "")
+    args.results = args.results or str(ROOT / "baselines" / "results" / f"{stem}.json")
+    args.figure = args.figure or str(ROOT / "docs" / "images" / f"{stem}.png")
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     rows, names = [], [] if args.merge else args.only
     overrides = BUDGETS[args.budget] + args.overrides
