@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     overrides = BUDGETS[args.budget] + args.overrides
     for path in map(Path, args.merge or ()):
         if path.is_dir():  # a finished run of one config
+            if path.name not in GRID:
+                raise ValueError(f"{path}: a run directory is named after its config, one of "
+                                 f"{', '.join(GRID)}")
             rows.append(summarize(path.name, *read_run(path)))
             continue
         saved = json.loads(path.read_text())

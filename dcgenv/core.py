@@ -128,9 +128,9 @@ class MultiAgentEnv(Environment, abc.ABC):
         done = terminated | truncated
         state_re = self.reset_env(key_reset, params)
         # Select the state, then observe it once: get_obs is a function of the state, so this
-        # equals selecting between get_obs(state_re) and obs_st bit for bit, without building
-        # the reset observation or selecting observations (most of the auto-reset cost of the
-        # one-hot grids); obs_st is only built when final_observation is used.
+        # equals selecting between get_obs(state_re) and obs_st, without building the reset
+        # observation or selecting observations; obs_st is only built when
+        # final_observation is used (XLA drops it otherwise).
         state = jax.tree.map(lambda x, y: jax.lax.select(done, x, y), state_re, state_st)
         obs = self.get_obs(state, params)
         reward = jnp.broadcast_to(jnp.asarray(reward, _FLOAT()), (self.num_agents,))

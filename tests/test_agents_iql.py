@@ -213,5 +213,8 @@ def test_iql_grid_merges_results_files_and_run_directories(tmp_path, capsys):
     assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(rows))
     assert (tmp_path / "grid.png").stat().st_size > 0
     assert "0.200 ± 0.100" in capsys.readouterr().out
+    (tmp_path / "iql_ps_nocomm").mkdir()
     with pytest.raises(FileNotFoundError, match="results.json"):
-        iql_grid.main(["--merge", str(tmp_path), "--results", str(out)])
+        iql_grid.main(["--merge", str(tmp_path / "iql_ps_nocomm"), "--results", str(out)])
+    with pytest.raises(ValueError, match="named after its config"):
+        iql_grid.main(["--merge", str(tmp_path / "runs"), "--results", str(out)])

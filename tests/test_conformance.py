@@ -56,7 +56,7 @@ def random_run(env, num_steps):
             key_act, key_step = jax.random.split(key)
             actions = env.sample_actions(key_act, params)
             obs, state, reward, term, trunc, info = env.step(key_step, state, actions, params)
-            return (obs, state), (obs, state.time, reward, term, trunc, info, key_step)
+            return (obs, state), (obs, state, reward, term, trunc, info, key_step)
 
         return jax.lax.scan(body, (obs, state), jax.random.split(key_run, num_steps))[1]
 
@@ -141,8 +141,9 @@ def test_2000_random_steps_finite_and_inside_spaces(env_id):
 
 def test_auto_reset_and_final_observation(env_id):
     env, params = make(env_id, max_steps_in_episode=SHORT)
-    obs, times, reward, term, trunc, info, step_keys = jax.jit(
+    obs, states, reward, term, trunc, info, step_keys = jax.jit(
         random_run(env, num_steps=3 * SHORT))(jax.random.key(5), params)
+    times = states.time
     done = np.asarray(term | trunc)
     assert done.any()
     at = lambda tree, t: jax.tree.map(lambda x: x[t], tree)
@@ -162,19 +163,7 @@ def test_obs_is_get_obs_of_the_returned_state(env_id):
     """``step`` observes the state it returns (the auto-reset selects the state, then observes
     it once): ``obs == get_obs(state)`` bit for bit on every step, reset steps included."""
     env, params = make(env_id, max_steps_in_episode=SHORT)
-
-    def run(key):
-        _, state = env.reset(key, params)
-
-        def body(carry, key):
-            key_act, key_step = jax.random.split(key)
-            actions = env.sample_actions(key_act, params)
-            obs, state, *_ = env.step(key_step, carry, actions, params)
-            return state, (obs, state)
-
-        return jax.lax.scan(body, state, jax.random.split(key, 3 * SHORT))[1]
-
-    obs, states = jax.jit(run)(jax.random.key(11))
+    obs, states, *_ = jax.jit(random_run(env, num_steps=3 * SHORT))(jax.random.key(11), params)
     assert_tree_equal(obs, jax.jit(jax.vmap(lambda s: env.get_obs(s, params)))(states))
 
 
