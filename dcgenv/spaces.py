@@ -21,8 +21,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments.spaces import Box, Discrete, Space, Tuple
-from gymnax.environments.spaces import Dict as _GymnaxDict
+
+from dcgenv._gymnax import Box, Discrete, Space, Tuple
+from dcgenv._gymnax import Dict as _GymnaxDict
 
 __all__ = ["Space", "Discrete", "Box", "Tuple", "Dict", "Normal", "Binary", "check",
            "sample_agents"]
