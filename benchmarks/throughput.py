@@ -25,7 +25,7 @@ What one run measures and prints (and writes as JSON, by default to
      its actions and step keys, i.e. only the per-step key splitting and action sampling. For
      an environment that writes ~100 bytes per step, this, not memory, bounds the rate.
 3. **Auto-reset share** at the N in ``--reset-num-envs``: the harness with ``env.step``
-   against the same with ``dcgenv.adapters.step_no_reset`` (the identical transition, no
+   against the same with ``env.transition`` (the identical transition, no
    reset computed), interleaved; ``share = 1 - t_no_reset / t_step``. Where the share is at
    least ``--optimistic-min-share`` (or with ``--optimistic all``), the batch is also run
    through ``dcgenv.OptimisticResetVecEnv`` (``--reset-ratio``), giving its speed-up.
@@ -56,7 +56,6 @@ import jax.numpy as jnp
 import numpy as np
 
 import dcgenv
-from dcgenv.adapters import step_no_reset
 from dcgenv.core import OBS_MODES
 
 PEERS = ("jaxmarl:MPE_simple_spread_v3", "gymnax:CartPole-v1")
@@ -113,7 +112,7 @@ def env_step(env):
 
 
 def env_step_no_reset(env):
-    return lambda key, state, actions, params: step_no_reset(env, key, state, actions, params)
+    return env.transition
 
 
 def optimistic(env, params, num_envs: int, reset_ratio: float):
@@ -246,7 +245,8 @@ def measure_env(env_id: str, num_envs: int, num_steps: int, repeats: int, bandwi
                 optimistic_min_share: float = 0.1) -> tuple[dict, dict | None]:
     """Throughput row for one (env, obs mode, N); with ``reset_variants`` also the
     auto-reset share and (where it is large enough) the optimistic-reset speed-up."""
-    kwargs = {"obs_mode": obs_mode} if obs_mode_supported(env_id) else {}
+    # "onehot" stands for each env's default encoding (ma-gym's is "float32", not one-hot)
+    kwargs = {"obs_mode": obs_mode} if obs_mode != "onehot" and obs_mode_supported(env_id) else {}
     env, params = dcgenv.make(env_id, **kwargs)
     label = env_id if obs_mode == "onehot" else f"{env_id}[{obs_mode}]"
     harnesses = {"step": vmapped(env, params, num_envs, env_step(env))}

@@ -8,7 +8,9 @@ if/elif chain, and a newly registered environment is covered by the conformance 
 environment (static things that change array shapes: grid size, number of agents, message
 length, channel) or a field of its ``EnvParams`` (numbers that may vary per episode or be
 vmapped over). Anything else, or a value of the wrong type, is a ``ValueError`` naming the
-allowed fields.
+allowed fields; so is a params value outside its documented range (``EnvParams.validate``:
+``make("TrafficJunction-easy-v0", add_rate=5)`` names ``add_rate``, ``5.0`` and ``[0, 1]``).
+Constructor arguments are checked by the environment's constructor.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from dcgenv.core import MultiAgentEnv
+from dcgenv.core import EnvParams, MultiAgentEnv
 
 _ID = re.compile(r"^[A-Z][A-Za-z0-9]*(-[a-z0-9]+)?-v\d+$")
 
@@ -79,6 +81,8 @@ def make(env_id: str, **overrides: Any) -> tuple[MultiAgentEnv, Any]:
                          f"{ctor_names}; params fields: {sorted(fields)}")
     params = params.replace(**{k: _coerce(env_id, k, getattr(params, k), v)
                                for k, v in rest.items()})
+    if isinstance(params, EnvParams):
+        params.validate(env_id)  # every concrete field in its documented range
     return env, params
 
 

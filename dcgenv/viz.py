@@ -15,7 +15,6 @@ included; :func:`save_gif` writes frames (or states, rendered with ``env``) as a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dcgenv.adapters import step_no_reset
 from dcgenv.core import MultiAgentEnv
+from dcgenv.rollouts import Policy
 
 COLORS = {  # uint8 RGB
     "ground": (245, 245, 240), "road": (150, 150, 150), "grid": (205, 205, 200),
@@ -95,9 +94,6 @@ def to_pixels(background, *layers: Layer, cell_px: int = 8) -> jax.Array:
     return image
 
 
-Policy = Callable[[jax.Array, Any], Any]
-
-
 def episode(env, params, key: jax.Array, policy: Policy | None = None, carry: Any = None,
             num_steps: int | None = None):
     """One episode from ``reset``: ``(states, length)``.
@@ -130,7 +126,7 @@ def _episode(env, params, key, policy, carry, num_steps):
             actions = policy(key_act, obs)
         else:
             actions, carry = policy(key_act, obs, carry)
-        _, nxt, _, terminated, truncated, _ = step_no_reset(env, key_env, state, actions, params)
+        _, nxt, _, terminated, truncated, _ = env.transition(key_env, state, actions, params)
         nxt = jax.tree.map(lambda x, y: jnp.where(done, x, y), state, nxt)
         return (env.get_obs(nxt, params), nxt, carry, done | terminated | truncated), (nxt, ~done)
 

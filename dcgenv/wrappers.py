@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv.adapters import step_no_reset
 from dcgenv.core import MultiAgentEnv
 
 
@@ -53,10 +52,12 @@ class LogWrapper(Wrapper):
     The team return is the mean of the agents' returns, so with a shared reward it is that
     shared return, and with individual rewards it is the return of an average agent.
 
-    ``success`` is read from ``info["success"]`` on the step an episode ends, for
-    environments that report it. Adds to ``info``: ``returned_episode`` (bool, an episode
-    ended on this step), ``returned_episode_returns`` ``[num_agents]``,
-    ``returned_team_return``, ``returned_episode_length``, ``returned_episode_success``.
+    Adds to ``info``: ``returned_episode`` (bool, an episode ended on this step),
+    ``returned_episode_returns`` ``[num_agents]``, ``returned_team_return``,
+    ``returned_episode_length``, and, for environments that report ``info["success"]``,
+    ``returned_episode_success`` (read on the step an episode ends). Environments without a
+    notion of success get no success key, so nothing downstream reads a 0% that means
+    "undefined".
     """
 
     @partial(jax.jit, static_argnames=("self",))
@@ -83,23 +84,28 @@ class LogWrapper(Wrapper):
             returned_episode_length=keep(length, state.returned_episode_length),
             returned_episode_success=keep(success, state.returned_episode_success),
         )
-        info = {**info,
-                "returned_episode": done,
-                "returned_episode_returns": state.returned_episode_returns,
-                "returned_team_return": state.returned_episode_returns.mean(),
-                "returned_episode_length": state.returned_episode_length,
-                "returned_episode_success": state.returned_episode_success}
-        return obs, state, reward, terminated, truncated, info
+        logged = {"returned_episode": done,
+                  "returned_episode_returns": state.returned_episode_returns,
+                  "returned_team_return": state.returned_episode_returns.mean(),
+                  "returned_episode_length": state.returned_episode_length}
+        if "success" in info:
+            logged["returned_episode_success"] = state.returned_episode_success
+        return obs, state, reward, terminated, truncated, {**info, **logged}
 
 
 def summarize(info: dict[str, Any]) -> dict[str, float]:
-    """Host-side averages over the episodes that finished in a batch of LogWrapper infos."""
+    """Host-side averages over the episodes that finished in a batch of LogWrapper infos.
+
+    Needs only the ``returned_*`` keys (and ``success_rate`` is reported whenever
+    ``returned_episode_success`` is there, i.e. for environments that define success), so a
+    scan may keep just those: ``{k: v for k, v in info.items() if k.startswith("returned_")}``.
+    """
     ended = np.asarray(info["returned_episode"], bool)
     n = int(ended.sum())
     mean = lambda k: float(np.asarray(info[k])[ended].mean()) if n else float("nan")
     out = {"episodes": n, "team_return": mean("returned_team_return"),
            "length": mean("returned_episode_length")}
-    if "success" in info:
+    if "returned_episode_success" in info:
         out["success_rate"] = mean("returned_episode_success")
     return out
 
@@ -110,7 +116,7 @@ class OptimisticResetVecEnv(Wrapper):
     ``env.step`` (gymnax-style) computes a full reset, observation included, on every step of
     every environment and then selects it where the episode ended, so a vmapped batch of N
     pays for N resets per step. This wrapper steps the N environments *without* reset
-    (:func:`dcgenv.adapters.step_no_reset`) and computes only ``M = ceil(N * reset_ratio)``
+    (``env.transition``) and computes only ``M = ceil(N * reset_ratio)``
     resets per step; the k-th environment (in batch order) whose episode ended on this step
     takes fresh reset number ``(k - 1) mod M``.
 
@@ -164,7 +170,7 @@ class OptimisticResetVecEnv(Wrapper):
         params = env.default_params if params is None else params
         keys = jax.random.split(key, n)
         obs_st, state_st, reward, terminated, truncated, info = jax.vmap(
-            partial(step_no_reset, env), in_axes=(0, 0, 0, None))(keys, state, actions, params)
+            env.transition, in_axes=(0, 0, 0, None))(keys, state, actions, params)
         done = terminated | truncated
 
         # The reset keys of the first M environments: the keys env.step would reset with.

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 import pytest
 from flax.training.train_state import TrainState
-from jaxmarl.wrappers.baselines import LogWrapper
+from jaxmarl.wrappers.baselines import LogWrapper, MPELogWrapper
 
 import dcgenv
 from dcgenv.adapters.jaxmarl import make
@@ -45,6 +45,30 @@ def test_dicts_match_dcgenv_step_for_step_with_auto_reset():
         assert infos["collisions"].shape == (5,) and infos["truncated"][0] == trunc
         assert "final_observation" not in infos
     assert int(state.time) == 2  # auto-reset: two steps into the next episode
+
+
+def test_jaxmarl_log_wrapper_logs_dcgenv_returns_and_mpe_wrapper_scales_them():
+    """docs/adapters.md's advice: JaxMARL's ``LogWrapper`` reports each agent's return as
+    dcgenv's ``LogWrapper`` does; ``MPELogWrapper`` multiplies it by the number of agents."""
+    env, params = dcgenv.make("TrafficJunction-easy-v0")
+    ours, view = dcgenv.LogWrapper(env), make("TrafficJunction-easy-v0")
+    logged = {}
+    for wrapper in (LogWrapper, MPELogWrapper):
+        wrapped, key = wrapper(view), jax.random.key(3)
+        _, state = wrapped.reset(key)
+        _, ref_state = ours.reset(key, params)
+        for t in range(params.max_steps_in_episode):
+            k = jax.random.fold_in(key, t)
+            actions = {a: jnp.int32((t * i) % 2) for i, a in enumerate(view.agents)}
+            _, state, _, _, info = wrapped.step(k, state, actions)
+            _, ref_state, _, _, _, ref_info = ours.step(k, ref_state, jnp.arange(5) * t % 2,
+                                                        params)
+        assert bool(info["returned_episode"][0]) and bool(ref_info["returned_episode"])
+        logged[wrapper.__name__] = np.asarray(info["returned_episode_returns"])
+        expected = np.asarray(ref_info["returned_episode_returns"])
+    assert np.any(expected != 0)
+    np.testing.assert_allclose(logged["LogWrapper"], expected, rtol=1e-6)
+    np.testing.assert_allclose(logged["MPELogWrapper"], 5 * expected, rtol=1e-6)
 
 
 def test_dict_actions_reset_state_avail_actions_and_errors():

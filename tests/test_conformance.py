@@ -56,7 +56,7 @@ def random_run(env, num_steps):
             key_act, key_step = jax.random.split(key)
             actions = env.sample_actions(key_act, params)
             obs, state, reward, term, trunc, info = env.step(key_step, state, actions, params)
-            return (obs, state), (obs, state, reward, term, trunc, info, key_step)
+            return (obs, state), (obs, state, reward, term, trunc, info, key_step, actions)
 
         return jax.lax.scan(body, (obs, state), jax.random.split(key_run, num_steps))[1]
 
@@ -140,23 +140,32 @@ def test_2000_random_steps_finite_and_inside_spaces(env_id):
 
 
 def test_auto_reset_and_final_observation(env_id):
+    """``step`` is ``transition`` plus the reset: on every step its reward, flags and
+    ``final_observation`` are those of ``transition`` from the previous state with the same key
+    and actions; where an episode ended, ``obs`` is the next episode's first, reset from
+    ``split(step_key)[1]``, else ``obs`` is the final observation itself."""
     env, params = make(env_id, max_steps_in_episode=SHORT)
-    obs, states, reward, term, trunc, info, step_keys = jax.jit(
-        random_run(env, num_steps=3 * SHORT))(jax.random.key(5), params)
-    times = states.time
+    key = jax.random.key(5)
+    obs, states, reward, term, trunc, info, step_keys, actions = jax.jit(
+        random_run(env, num_steps=3 * SHORT))(key, params)
+    first_state = env.reset(jax.random.split(key)[0], params)[1]
     done = np.asarray(term | trunc)
     assert done.any()
     at = lambda tree, t: jax.tree.map(lambda x: x[t], tree)
     for t in range(len(done)):
-        if done[t]:  # obs is the next episode's first obs, reset with split(step_key)[1]
-            reset_obs, reset_state = env.reset(jax.random.split(step_keys[t])[1], params)
+        before = first_state if t == 0 else at(states, t - 1)
+        final_obs, final_state, r, te, tr, _ = env.transition(step_keys[t], before,
+                                                              at(actions, t), params)
+        assert_tree_equal(at(info["final_observation"], t), final_obs)
+        assert_tree_equal((at(reward, t), at(term, t), at(trunc, t)), (r, te, tr))
+        assert int(final_state.time) == int(before.time) + 1
+        if done[t]:
+            reset_obs, _ = env.reset(jax.random.split(step_keys[t])[1], params)
             assert_tree_equal(at(obs, t), reset_obs)
-            assert int(times[t]) == 0
-            if not bool(term[t]):  # truncated: the limit was reached
-                assert bool(trunc[t])
-        else:  # mid-episode, the final observation is the observation itself
-            assert_tree_equal(at(info["final_observation"], t), at(obs, t))
-            assert int(times[t]) >= 1
+            assert int(states.time[t]) == 0
+        else:
+            assert_tree_equal(at(obs, t), final_obs)
+            assert_tree_equal(at(states, t), final_state)
 
 
 def test_obs_is_get_obs_of_the_returned_state(env_id):

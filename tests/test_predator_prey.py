@@ -143,7 +143,7 @@ def test_mode_is_vmappable_params_field():
 
 
 def test_bad_python_input_raises():
-    with pytest.raises(ValueError, match="allowed modes.*mixed.*cooperative.*competitive"):
+    with pytest.raises(ValueError, match="unknown mode.*allowed.*mixed.*cooperative.*competitive"):
         dcgenv.make("PredatorPrey-easy-v0", mode="selfish")
     with pytest.raises(ValueError, match="impossible"):
         PredatorPrey(dim=2, num_agents=4)

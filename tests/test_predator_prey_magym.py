@@ -144,3 +144,18 @@ def test_reset_start_quirk_and_no_prey_next_to_predators():
 def test_bad_sizes_raise():
     with pytest.raises(ValueError, match="impossible"):
         PredatorPreyMagym(size=4, num_agents=4, num_prey=2)
+    with pytest.raises(ValueError, match=r"num_prey must be an integer in \[1, inf\)"):
+        PredatorPreyMagym(num_prey=0)
+    with pytest.raises(ValueError, match=r"allowed: \['float32', 'uint8', 'index'\]"):
+        PredatorPreyMagym(obs_mode="one-hot")
+
+
+def test_obs_mode_float32_is_the_default_and_onehot_a_deprecated_alias():
+    """The default observation (coordinates, a 0/1 prey window, time) is not a one-hot:
+    ``"float32"`` names it; ``"onehot"`` still builds the same env, with a warning."""
+    assert ENV.obs_mode == "float32"
+    with pytest.warns(DeprecationWarning, match="obs_mode='float32'"):
+        env, _ = dcgenv.make("PredatorPrey-magym-v0", obs_mode="onehot")
+    assert env.obs_mode == "float32"
+    key = jax.random.key(2)
+    np.testing.assert_array_equal(env.reset(key, PARAMS)[0], ENV.reset(key, PARAMS)[0])

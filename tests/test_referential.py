@@ -238,6 +238,37 @@ def test_differentiable_reward_is_target_probability_with_pathwise_gradient(name
     assert name == "silent" or np.abs(np.asarray(grad)).max() > 1e-3
 
 
+@pytest.mark.parametrize("env_id", ["Referential-differentiable-v0", "Referential-v0",
+                                    "Referential-continuous-v0"])
+def test_registered_ids_say_whether_the_return_is_differentiable(env_id):
+    """``jax.grad`` of an episode's return with respect to the speaker's message, for a fixed
+    listener that scores candidates against the received message: nonzero for the
+    differentiable id, exactly zero for the two others (an integer pick has no gradient)."""
+    env, params = dcgenv.make(env_id)
+    assert env.differentiable == (env_id == "Referential-differentiable-v0")
+    _, state = env.reset(jax.random.key(0), params)
+    key_0, key_1 = jax.random.split(jax.random.key(1))
+    proj = 0.1 * jax.random.normal(jax.random.key(2), (np.prod(env.received_shape),
+                                                       env.num_features))
+
+    def episode_return(m):
+        pick = jnp.zeros((2, env.n_candidates)) if env.differentiable else jnp.zeros(2, int)
+        obs, s1, r0, *_ = env.step(key_0, state, {"message": jnp.stack([m, m]), "choice": pick},
+                                   params)
+        scores = obs["candidates"][1] @ (obs["message"][1].reshape(-1) @ proj)
+        choice = scores if env.differentiable else jnp.argmax(scores)
+        actions = {"message": jnp.zeros((2, *env.sent_shape)),
+                   "choice": jnp.stack([jnp.zeros_like(choice), choice])}
+        return (r0 + env.step(key_1, s1, actions, params)[2])[0]
+
+    m = jax.random.normal(jax.random.key(3), env.sent_shape)
+    grad = np.asarray(jax.jit(jax.grad(episode_return))(m))
+    if env.differentiable:
+        assert np.abs(grad).max() > 1e-4
+    else:
+        assert np.all(grad == 0)
+
+
 @pytest.mark.parametrize("channel", ["continuous", "ddcl"])
 def test_gradient_training_reaches_95_percent(channel):
     """Tiny flax speaker and listener trained with pathwise gradients (optax Adam) through the

@@ -29,14 +29,3 @@ def stack(per_agent: Mapping[str, Any], agents: Sequence[str]) -> Any:
                          f"missing {missing}, unknown {unknown}")
     return jax.tree.map(lambda *xs: jnp.stack(xs), *(per_agent[a] for a in agents))
 
-
-def step_no_reset(env, key: jax.Array, state: Any, actions: Any, params: Any):
-    """``env.step`` without the auto-reset: the same transition (same key use), returning
-    ``(obs, state, reward, terminated, truncated, info)`` of the episode's last step too."""
-    key_step, _ = jax.random.split(key)  # MultiAgentEnv.step: key_step, key_reset
-    nxt, reward, terminated, info = env.step_env(key_step, state, actions, params)
-    nxt = nxt.replace(time=state.time + 1)
-    terminated = jnp.asarray(terminated, bool)
-    truncated = env.is_truncated(nxt, params) & ~terminated
-    reward = jnp.broadcast_to(jnp.asarray(reward, jnp.result_type(float)), (env.num_agents,))
-    return env.get_obs(nxt, params), nxt, reward, terminated, truncated, info

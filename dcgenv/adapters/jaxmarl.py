@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dcgenv import spaces
+from dcgenv import checks, spaces
 from dcgenv.adapters import stack, unstack
 from dcgenv.core import MultiAgentEnv
 from dcgenv.registry import make as dcgenv_make
@@ -75,8 +75,7 @@ class JaxMARLEnv:
     """A dcgenv ``MultiAgentEnv`` with JaxMARL's API (see the module docstring)."""
 
     def __init__(self, env: MultiAgentEnv, params: Any = None, flatten_obs: bool = True):
-        if not isinstance(flatten_obs, bool):
-            raise ValueError(f"flatten_obs must be a bool, got {flatten_obs!r}")
+        flatten_obs = checks.flag("JaxMARLEnv", "flatten_obs", flatten_obs)
         self.env, self.params = env, env.default_params if params is None else params
         self.agents = list(env.agents)
         self.num_agents = env.num_agents

@@ -34,7 +34,7 @@ import jax
 import numpy as np
 
 from dcgenv import spaces, viz
-from dcgenv.adapters import stack, step_no_reset
+from dcgenv.adapters import stack
 from dcgenv.core import MultiAgentEnv
 from dcgenv.registry import make as dcgenv_make
 
@@ -105,7 +105,7 @@ class PettingZooEnv(_ParallelEnv):
                         for a in self.possible_agents}
         self._jax_action_space = act_space
         self._key, self._state = None, None
-        self._step = jax.jit(lambda k, s, a, p: step_no_reset(env, k, s, a, p))
+        self._step = env.transition
         self._unstack = jax.jit(lambda tree: [jax.tree.map(lambda x, i=i: x[i], tree)
                                               for i in range(env.num_agents)])
 

@@ -1,7 +1,7 @@
 """dcgenv.comms: channels with exact bit accounting, topologies, gradient taps, regularisers.
 
     from dcgenv import comms
-    channel = comms.DDCL(delta=0.2)
+    channel = comms.DDCL(delta=0.2)                   # or comms.make("ddcl", delta=0.2)
     z_hat, stats = channel.send(key, z, train=True)   # stats["bits"], stats["cost"]
 
 See docs/comms.md for the table of channels and a worked example.
@@ -30,6 +30,7 @@ from dcgenv.comms.coding import (
     encode,
 )
 from dcgenv.comms.diagnostics import gsnr, score_function_loss
+from dcgenv.comms.registry import CHANNELS, make
 from dcgenv.comms.regularisers import (
     ddcl_cost,
     expected_length,
@@ -48,11 +49,10 @@ from dcgenv.comms.topology import (
 )
 
 __all__ = [
-    "CODES", "Channel", "Continuous", "DDCL", "DRU", "FakeQuant", "GaussianNoise", "GumbelSoftmax",
-    "Silent", "Stats", "WithStop", "attention", "bit_length", "broadcast_mean", "check_channel",
-    "code_length",
-    "ddcl_cost", "decode", "empirical_entropy_bits", "encode", "expected_length", "gated_mean",
-    "gsnr", "kl_standard_normal", "masked_mean", "others", "score_function_loss", "send_probs",
-    "static_dataclass", "stop_incoming", "straight_through", "tap", "value_and_grad_with_taps",
-    "vision_adjacency",
+    "CHANNELS", "CODES", "Channel", "Continuous", "DDCL", "DRU", "FakeQuant", "GaussianNoise",
+    "GumbelSoftmax", "Silent", "Stats", "WithStop", "attention", "bit_length", "broadcast_mean",
+    "check_channel", "code_length", "ddcl_cost", "decode", "empirical_entropy_bits", "encode",
+    "expected_length", "gated_mean", "gsnr", "kl_standard_normal", "make", "masked_mean", "others",
+    "score_function_loss", "send_probs", "static_dataclass", "stop_incoming", "straight_through",
+    "tap", "value_and_grad_with_taps", "vision_adjacency",
 ]

@@ -28,11 +28,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
 
+from dcgenv import checks
 from dcgenv.comms import coding
 from dcgenv.comms.regularisers import ddcl_cost
 
@@ -55,36 +55,16 @@ def _straight_through_jvp(primals, tangents):
     return primals[1], tangents[0]
 
 
-def _float(z: jax.Array) -> jax.Array:
+def as_float(z: jax.Array) -> jax.Array:
+    """``z`` as an array of a float dtype (integers become float32); helper for channels."""
     z = jnp.asarray(z)
     return z if jnp.issubdtype(z.dtype, jnp.floating) else z.astype(jnp.float32)
 
 
-def _stats(bits, cost, **extra) -> Stats:
+def make_stats(bits, cost, **extra) -> Stats:
+    """A channel's ``stats``: float32 ``bits`` and ``cost``, plus any ``extra`` entries."""
     return {"bits": jnp.asarray(bits, jnp.float32), "cost": jnp.asarray(cost, jnp.float32),
             **extra}
-
-
-def _real(name: str, value) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok:
-        raise ValueError(f"{name} must be a finite Python number, got {value!r}")
-    return float(value)
-
-
-def _integer(name: str, value, low: int, high: float = math.inf) -> int:
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or not low <= value <= high:
-        allowed = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an integer {allowed}, got {value!r}")
-    return int(value)
-
-
-def _number(name: str, value, *, positive: bool = True) -> float:
-    value = _real(name, value)
-    if value <= 0 if positive else value < 0:
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return value
 
 
 class Channel(abc.ABC):
@@ -106,14 +86,17 @@ class Channel(abc.ABC):
 def check_channel(owner: str, channel) -> None:
     """``ValueError`` naming ``owner`` unless ``channel`` is a ``dcgenv.comms`` channel."""
     if not isinstance(channel, Channel):
-        raise ValueError(f"{owner}: channel must be a dcgenv.comms channel (Continuous, DDCL, "
-                         f"FakeQuant, DRU, GumbelSoftmax, GaussianNoise, Silent, WithStop), "
+        from dcgenv.comms.registry import CHANNELS  # the table imports this module
+
+        names = ", ".join(c.__name__ for c in CHANNELS.values())
+        raise ValueError(f"{owner}: channel must be a dcgenv.comms channel ({names}, or WithStop "
+                         f"around one; dcgenv.comms.make(name) builds one by name), "
                          f"got {channel!r}")
 
 
-def _check_train(train) -> None:
-    if not isinstance(train, bool):
-        raise ValueError(f"train must be a Python bool (static), got {train!r}")
+def check_train(owner: str, train) -> bool:
+    """``train`` must be a Python bool: it picks the map at trace time (``jit`` static)."""
+    return checks.flag(owner, "train (static, not traced)", train)
 
 
 @static_dataclass
@@ -121,9 +104,9 @@ class Continuous(Channel):
     """Identity; counted at 32 bits per float (the DDCL papers' continuous baseline)."""
 
     def send(self, key, z, *, train):
-        _check_train(train)
-        z = _float(z)
-        return z, _stats(32.0 * z.size, 32.0 * z.size)
+        check_train("Continuous", train)
+        z = as_float(z)
+        return z, make_stats(32.0 * z.size, 32.0 * z.size)
 
 
 @static_dataclass
@@ -131,8 +114,8 @@ class Silent(Channel):
     """No communication: the receiver gets zeros; 0 bits, no gradient to the sender."""
 
     def send(self, key, z, *, train):
-        _check_train(train)
-        return jnp.zeros_like(_float(z)), _stats(0.0, 0.0)
+        check_train("Silent", train)
+        return jnp.zeros_like(as_float(z)), make_stats(0.0, 0.0)
 
 
 @static_dataclass
@@ -145,14 +128,15 @@ class GaussianNoise(Channel):
     std: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "std", _number("GaussianNoise std", self.std))
+        object.__setattr__(self, "std",
+                           checks.real("GaussianNoise", "std", self.std, 0, low_open=True))
 
     def send(self, key, z, *, train):
-        _check_train(train)
-        z = _float(z)
+        check_train("GaussianNoise", train)
+        z = as_float(z)
         z_hat = z + self.std * jax.random.normal(key, z.shape, z.dtype)
         cost = jnp.sum(0.5 * jnp.log2(1.0 + (z / self.std) ** 2))
-        return z_hat, _stats(32.0 * z.size, cost)
+        return z_hat, make_stats(32.0 * z.size, cost)
 
 
 @static_dataclass
@@ -171,7 +155,8 @@ class DDCL(Channel):
     code: str = "gamma"
 
     def __post_init__(self):
-        object.__setattr__(self, "delta", _number("DDCL delta", self.delta))
+        object.__setattr__(self, "delta",
+                           checks.real("DDCL", "delta", self.delta, 0, low_open=True))
         coding.check_code(self.code)
 
     def dither(self, key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
@@ -180,24 +165,24 @@ class DDCL(Channel):
 
     def quantise(self, key: jax.Array, z: jax.Array) -> jax.Array:
         """Sender: the integers ``m`` (float dtype, exact) for message ``z``."""
-        z = _float(z)
+        z = as_float(z)
         return jnp.round((z + self.dither(key, z.shape, z.dtype)) / self.delta)
 
     def dequantise(self, key: jax.Array, m: jax.Array) -> jax.Array:
         """Receiver: ``m * delta - eps`` with the dither drawn from ``key``."""
-        m = _float(m)
+        m = as_float(m)
         return m * self.delta - self.dither(key, m.shape, m.dtype)
 
     def send(self, key, z, *, train):
-        _check_train(train)
-        z = _float(z)
+        check_train("DDCL", train)
+        z = as_float(z)
         m = jax.lax.stop_gradient(self.quantise(key, z))
         if train:
             z_hat = z + self.dither(key, z.shape, z.dtype)
         else:
             z_hat = straight_through(z, self.dequantise(key, m))
         bits = jnp.sum(coding.code_length(m, self.code))
-        return z_hat, _stats(bits, ddcl_cost(z, self.delta), symbols=m)
+        return z_hat, make_stats(bits, ddcl_cost(z, self.delta), symbols=m)
 
 
 @static_dataclass
@@ -213,22 +198,23 @@ class FakeQuant(Channel):
     high: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "bits", _integer("FakeQuant bits", self.bits, 1, 16))
-        low, high = _real("FakeQuant low", self.low), _real("FakeQuant high", self.high)
+        object.__setattr__(self, "bits", checks.integer("FakeQuant", "bits", self.bits, 1, 16))
+        low = checks.real("FakeQuant", "low", self.low)
+        high = checks.real("FakeQuant", "high", self.high)
         if not low < high:
             raise ValueError(f"FakeQuant needs low < high, got low={low}, high={high}")
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
 
     def send(self, key, z, *, train):
-        _check_train(train)
-        z = _float(z)
+        check_train("FakeQuant", train)
+        z = as_float(z)
         step = (self.high - self.low) / (2**self.bits - 1)
         clipped = jnp.clip(z, self.low, self.high)
         q = jnp.round((jax.lax.stop_gradient(clipped) - self.low) / step)
         z_hat = straight_through(clipped, self.low + q * step)
         bits = float(self.bits * z.size)
-        return z_hat, _stats(bits, bits, symbols=q.astype(jnp.int32))
+        return z_hat, make_stats(bits, bits, symbols=q.astype(jnp.int32))
 
 
 @static_dataclass
@@ -239,11 +225,11 @@ class DRU(Channel):
     sigma: float = 2.0
 
     def __post_init__(self):
-        object.__setattr__(self, "sigma", _number("DRU sigma", self.sigma, positive=False))
+        object.__setattr__(self, "sigma", checks.real("DRU", "sigma", self.sigma, 0))
 
     def send(self, key, z, *, train):
-        _check_train(train)
-        z = _float(z)
+        check_train("DRU", train)
+        z = as_float(z)
         if train:
             noisy = z + self.sigma * jax.random.normal(key, z.shape, z.dtype)
             z_hat, symbols = jax.nn.sigmoid(noisy), noisy > 0
@@ -251,7 +237,7 @@ class DRU(Channel):
             symbols = z > 0
             z_hat = straight_through(jax.nn.sigmoid(z), symbols.astype(z.dtype))
         bits = float(z.size)
-        return z_hat, _stats(bits, bits, symbols=symbols.astype(jnp.int32))
+        return z_hat, make_stats(bits, bits, symbols=symbols.astype(jnp.int32))
 
 
 @static_dataclass
@@ -269,21 +255,21 @@ class GumbelSoftmax(Channel):
     straight_through: bool = True
 
     def __post_init__(self):
+        name = "GumbelSoftmax"
         object.__setattr__(self, "vocab_size",
-                           _integer("GumbelSoftmax vocab_size", self.vocab_size, 2))
+                           checks.integer(name, "vocab_size", self.vocab_size, 2))
         object.__setattr__(self, "temperature",
-                           _number("GumbelSoftmax temperature", self.temperature))
-        if not isinstance(self.straight_through, bool):
-            raise ValueError("GumbelSoftmax straight_through must be a bool, got "
-                             f"{self.straight_through!r}")
+                           checks.real(name, "temperature", self.temperature, 0, low_open=True))
+        object.__setattr__(self, "straight_through",
+                           checks.flag(name, "straight_through", self.straight_through))
 
     def message_shape(self, length: int, dim: int | None = None) -> tuple[int, ...]:
         """``(length, vocab_size)``: the channel fixes the token width, ``dim`` is ignored."""
         return (length, self.vocab_size)
 
     def send(self, key, z, *, train):
-        _check_train(train)
-        z = _float(z)
+        check_train("GumbelSoftmax", train)
+        z = as_float(z)
         if z.ndim == 0 or z.shape[-1] != self.vocab_size:
             raise ValueError(f"GumbelSoftmax wants logits [..., {self.vocab_size}] "
                              f"(last axis = vocab_size), got shape {z.shape}")
@@ -294,4 +280,4 @@ class GumbelSoftmax(Channel):
         hard = jax.nn.one_hot(symbols, self.vocab_size, dtype=z.dtype)
         z_hat = soft if train and not self.straight_through else straight_through(soft, hard)
         bits = symbols.size * math.log2(self.vocab_size)
-        return z_hat, _stats(bits, bits, symbols=symbols.astype(jnp.int32))
+        return z_hat, make_stats(bits, bits, symbols=symbols.astype(jnp.int32))

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 
 
 def ddcl_cost(z: jax.Array, delta: float) -> jax.Array:
-    """DDCL's bit surrogate ``sum log2(2|z|/delta + 1)`` (float32 scalar), SPECS.md."""
+    """DDCL's bit surrogate ``sum log2(2|z|/delta + 1)`` (float32 scalar), as in Freed et al.
+    (AAAI 2020) and Kapoor et al. (arXiv 2511.01554); see docs/comms.md."""
     return jnp.sum(jnp.log2(2.0 * jnp.abs(z) / delta + 1.0)).astype(jnp.float32)
 
 

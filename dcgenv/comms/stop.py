@@ -23,7 +23,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dcgenv.comms.channels import Channel, _check_train, _float, _stats, static_dataclass
+from dcgenv.comms.channels import (
+    Channel,
+    as_float,
+    check_train,
+    make_stats,
+    static_dataclass,
+)
 from dcgenv.comms.regularisers import send_probs
 
 
@@ -45,8 +51,8 @@ class WithStop(Channel):
         return self.channel.received_shape(length, dim)
 
     def send(self, key, z, *, train):
-        _check_train(train)
-        z = _float(z)
+        check_train("WithStop", train)
+        z = as_float(z)
         if z.ndim != 2 or z.shape[-1] < 2:
             raise ValueError(f"WithStop wants z of shape [L, width + 1], got {z.shape}")
         payload, logits = z[:, :-1], z[:, -1]
@@ -60,5 +66,5 @@ class WithStop(Channel):
         bits = jnp.sum(hard * (inner.pop("bits") + flags))
         cost = jnp.sum(mask * (inner.pop("cost") + flags))
         z_hat = z_hat * mask.reshape((-1,) + (1,) * (z_hat.ndim - 1))
-        return z_hat, _stats(bits, cost, length=jnp.sum(hard), expected_length=jnp.sum(probs),
+        return z_hat, make_stats(bits, cost, length=jnp.sum(hard), expected_length=jnp.sum(probs),
                              mask=mask, **inner)

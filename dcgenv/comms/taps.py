@@ -16,8 +16,8 @@ inside a ``vmap``/``scan`` body sees one element/step, and its cotangent is the 
 batch/steps; tap the stacked array outside the loop for per-sample cotangents. A name may be
 tapped only once per call.
 
-``stop_incoming(messages)`` gives fully independent learners (SPECS.md, arXiv 2401.15059):
-each agent's own message stays in the graph, the messages it receives are detached.
+``stop_incoming(messages)`` gives the fully independent learners of arXiv 2401.15059: each
+agent's own message stays in the graph, the messages it receives are detached.
 """
 
 from __future__ import annotations

@@ -10,11 +10,19 @@ and the message the speaker sent on the previous step, and moves. Both agents ge
 reward: ``goal_reward`` (+1) on the step the listener lands on the goal, which terminates the
 episode, else ``step_reward`` (-0.01); episodes are truncated after 50 steps.
 
+Parameters (``EnvParams``), with the ranges ``make`` and ``params.replace_checked`` enforce:
+``goal_probs`` (below) entries >= 0 with at least one positive, ``goal_reward`` >= 0,
+``step_reward`` <= 0 (a cost), ``max_steps_in_episode`` >= 1; the reward is always one of the
+two. Inside ``jit``, where params may be traced and nothing is checked, negative
+``goal_probs`` entries read as 0 and an all-zero table puts the goal on the last cell
+``(N - 1, N - 1)``; rewards of other signs are paid as given; a step limit < 1 ends every
+episode after one step.
+
 Coordinates are ``(x, y)`` as in the original: moves 0 stay, 1 north ``(0, -1)``, 2 south
 ``(0, +1)``, 3 east ``(+1, 0)``, 4 west ``(-1, 0)``, clipped at the border. ``goal_probs`` is an
-``[N, N]`` float32 table of weights indexed ``[x, y]`` (need not sum to 1; negative entries
-read as 0). Its default is the authors' table (``DDCL_GOAL_WEIGHTS``: (0,0):50, (3,4):25,
-(4,3):2, (7,7):1, (1,6):1, (6,1):1); ``goals="uniform"`` / ``"zipf"`` pick other defaults
+``[N, N]`` float32 table of weights indexed ``[x, y]`` (need not sum to 1). Its default is the
+authors' table (``DDCL_GOAL_WEIGHTS``: (0,0):50, (3,4):25, (4,3):2, (7,7):1, (1,6):1,
+(6,1):1); ``goals="uniform"`` / ``"zipf"`` pick other defaults
 (``GridWorldGoal-uniform-v0``, ``-zipf-v0``), and any table can be passed as an override, e.g.
 ``make("GridWorldGoal-v0", goal_probs=zipf_goal_probs(8, 1.5))``.
 
@@ -70,10 +78,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv import comms, spaces, viz
+from dcgenv import checks, comms, spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv
+from dcgenv.core import MultiAgentEnv, param
 from dcgenv.registry import register
 
 DDCL_GOAL_WEIGHTS = {(0, 0): 50, (3, 4): 25, (4, 3): 2, (7, 7): 1, (1, 6): 1, (6, 1): 1}
@@ -127,11 +135,19 @@ class EnvState(BaseState):
 
 @struct.dataclass
 class EnvParams(BaseParams):
-    goal_probs: jax.Array = struct.field(
-        default_factory=lambda: jnp.asarray(GOAL_TABLES["ddcl"](8)))
-    goal_reward: float = 1.0
-    step_reward: float = -0.01
-    max_steps_in_episode: int = 50
+    goal_probs: jax.Array = param(  # [N, N] weights >= 0, at least one positive
+        low=0.0, default_factory=lambda: jnp.asarray(GOAL_TABLES["ddcl"](8)))
+    goal_reward: float = param(1.0, 0.0)  # on reaching the goal
+    step_reward: float = param(-0.01, high=0.0)  # on every other step (a cost)
+    max_steps_in_episode: int = param(50, 1)
+
+    def validate(self, owner: str | None = None) -> EnvParams:
+        super().validate(owner)
+        table = self.goal_probs
+        if not isinstance(table, jax.core.Tracer) and not np.all(np.sum(table, (-2, -1)) > 0):
+            raise ValueError(f"{owner or 'GridWorldGoal'}: params field goal_probs needs at "
+                             f"least one positive weight, got all zeros")
+        return self
 
 
 class GridWorldGoal(MultiAgentEnv):
@@ -140,22 +156,17 @@ class GridWorldGoal(MultiAgentEnv):
     def __init__(self, grid_size: int = 8, message_dim: int = 4,
                  channel: comms.Channel = CONTINUOUS, train_channel: bool = True,
                  message_bound: float | None = None, goals: str = "ddcl"):
-        if not isinstance(grid_size, int) or isinstance(grid_size, bool) or grid_size < 2:
-            raise ValueError(f"grid_size must be an integer >= 2, got {grid_size!r}")
-        if not isinstance(message_dim, int) or isinstance(message_dim, bool) or message_dim < 1:
-            raise ValueError(f"message_dim must be an integer >= 1, got {message_dim!r}")
-        comms.check_channel("GridWorldGoal", channel)
-        if not isinstance(train_channel, bool):
-            raise ValueError(f"train_channel must be a bool, got {train_channel!r}")
-        if message_bound is not None and not (
-                isinstance(message_bound, (int, float)) and not isinstance(message_bound, bool)
-                and 0 < message_bound < np.inf):
-            raise ValueError(f"message_bound must be None (unbounded) or a finite number > 0, "
-                             f"got {message_bound!r}")
-        if goals not in GOAL_TABLES:
-            raise ValueError(f"goals must be one of {sorted(GOAL_TABLES)}, got {goals!r}")
+        name = "GridWorldGoal"
+        grid_size = checks.integer(name, "grid_size", grid_size, 2)
+        message_dim = checks.integer(name, "message_dim", message_dim, 1)
+        comms.check_channel(name, channel)
+        train_channel = checks.flag(name, "train_channel", train_channel)
+        if message_bound is not None:  # None: unbounded
+            message_bound = checks.real(name, "message_bound (or None)", message_bound, 0,
+                                        low_open=True)
+        checks.choice(name, "goals", goals, GOAL_TABLES)
         self.grid_size, self.channel, self.train_channel = grid_size, channel, train_channel
-        self.message_bound = MESSAGE_LIMIT if message_bound is None else float(message_bound)
+        self.message_bound = MESSAGE_LIMIT if message_bound is None else message_bound
         self.bounded = message_bound is not None
         self.message_shape = tuple(channel.message_shape(1, message_dim)[1:])
         self.received_shape = tuple(channel.received_shape(1, message_dim)[1:])

@@ -4,8 +4,8 @@ Rules: at reset a pool of 3 item types is drawn, each count uniform in ``{0..5}`
 gets private utilities, uniform over ``{0..10}^3`` without the all-zero vector (each agent sees
 only its own). The number of turns ``N`` is ``Poisson(turns_mean)`` clipped to ``[min_turns,
 max_turns]`` (default ``Poisson(7)`` clipped to ``[4, 10]``), drawn at reset and hidden in the
-state (the paper says "truncated Poisson"; clipping, as the project spec reads it, puts the tails
-on the ends: ``P(N = 4) = P(Poisson(7) <= 4) ~ 0.17``). Agents alternate turns, agent 0 (``role``
+state (the paper says "truncated Poisson"; here it is clipped, which puts the tails on the
+ends: ``P(N = 4) = P(Poisson(7) <= 4) ~ 0.17``). Agents alternate turns, agent 0 (``role``
 0) on even turns. On its turn an agent either *accepts* the standing proposal (the other agent's
 previous one), which ends the game, or makes a proposal -- how many of each item it takes for
 itself -- together with an utterance (cheap talk: 6 tokens, vocabulary 10 by default) that goes
@@ -55,7 +55,15 @@ action_limit]``.
 or the agent accepts); ``message_cost`` -- the channel's differentiable surrogate; ``success`` --
 agreement on this step; ``joint_reward`` -- the normalised joint reward of the agreement (either
 reward mode; 0 without agreement); ``allocation`` int32[2, 3] -- items each agent receives on
-agreement (zeros otherwise). ``max_steps_in_episode`` only truncates: keep it >= ``max_turns``.
+agreement (zeros otherwise).
+
+Parameters (``EnvParams``), with the ranges ``make`` and ``params.replace_checked`` enforce:
+``prosocial`` a bool, ``turns_mean`` >= 0, ``1 <= min_turns <= max_turns <=
+max_steps_in_episode`` (the step limit only truncates, so it must not cut the game short),
+``action_limit`` > 0. Rewards lie in [0, 1]. Inside ``jit``, where params may be traced and
+nothing is checked: ``min_turns > max_turns`` gives every game ``max_turns`` turns, a step
+limit below the horizon truncates games early, and ``action_limit`` <= 0 sets every utterance
+entry to ``action_limit``; rewards stay in [0, 1].
 
 Registered id: ``Negotiation-v0`` (both channels, ``GumbelSoftmax(vocab_size=10)``), e.g.
 ``dcgenv.make("Negotiation-v0", linguistic=False, prosocial=True)``.
@@ -65,12 +73,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
-from dcgenv import comms, spaces
+from dcgenv import checks, comms, spaces
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv
+from dcgenv.core import MultiAgentEnv, param
 from dcgenv.registry import register
 
 NUM_TYPES, MAX_ITEMS, MAX_UTILITY = 3, 5, 10
@@ -89,12 +98,23 @@ class EnvState(BaseState):
 
 @struct.dataclass
 class EnvParams(BaseParams):
-    prosocial: bool = False
-    turns_mean: float = 7.0
-    min_turns: int = 4
-    max_turns: int = 10
-    action_limit: float = 1e6
-    max_steps_in_episode: int = 10
+    prosocial: bool = param(False, 0, 1)
+    turns_mean: float = param(7.0, 0.0)  # Poisson mean of the hidden number of turns
+    min_turns: int = param(4, 1)
+    max_turns: int = param(10, 1)
+    action_limit: float = param(1e6, 0.0, low_open=True)  # utterances clipped to +-this
+    max_steps_in_episode: int = param(10, 1)
+
+    def validate(self, owner: str | None = None) -> EnvParams:
+        super().validate(owner)
+        values = (self.min_turns, self.max_turns, self.max_steps_in_episode)
+        if not any(isinstance(v, jax.core.Tracer) for v in values):
+            lo, hi, limit = map(np.asarray, values)  # possibly batched
+            if not np.all((lo <= hi) & (hi <= limit)):
+                raise ValueError(f"{owner or 'Negotiation'}: params need min_turns <= max_turns "
+                                 f"<= max_steps_in_episode, got min_turns={lo}, "
+                                 f"max_turns={hi}, max_steps_in_episode={limit}")
+        return self
 
 
 class _Counts(spaces.Box):
@@ -126,15 +146,12 @@ class Negotiation(MultiAgentEnv):
                  proposal: bool = True, message_length: int = 6, message_dim: int = 10,
                  channel_train: bool = False):
         comms.check_channel("Negotiation", channel)
-        for name, flag in (("linguistic", linguistic), ("proposal", proposal),
-                           ("channel_train", channel_train)):
-            if not isinstance(flag, bool):
-                raise ValueError(f"Negotiation: {name} must be True or False, got {flag!r}")
-        for name, n in (("message_length", message_length), ("message_dim", message_dim)):
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ValueError(f"Negotiation: {name} must be an integer >= 1, got {n!r}")
-        self.channel, self.channel_train = channel, channel_train
-        self.linguistic, self.proposal = linguistic, proposal
+        self.linguistic = checks.flag("Negotiation", "linguistic", linguistic)
+        self.proposal = checks.flag("Negotiation", "proposal", proposal)
+        self.channel_train = checks.flag("Negotiation", "channel_train", channel_train)
+        message_length = checks.integer("Negotiation", "message_length", message_length, 1)
+        message_dim = checks.integer("Negotiation", "message_dim", message_dim, 1)
+        self.channel = channel
         self.sent_shape = channel.message_shape(message_length, message_dim)
         self.received_shape = channel.received_shape(message_length, message_dim)
 

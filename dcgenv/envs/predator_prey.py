@@ -21,6 +21,14 @@ easy 3 predators, 5x5, vision 0, 20 steps; medium 5, 10x10, vision 1, 40; hard 1
 vision 1, 80 (IC3Net's README). ``make(id, mode="cooperative")`` picks a mode by name (a
 ``ValueError`` names the allowed ones); ``params.mode`` is an int so it can be vmapped.
 
+Constructor arguments (static): ``dim`` >= 2, ``num_agents`` in ``[1, dim*dim - 1]`` (the
+predators and the prey start on distinct cells), ``vision`` >= 0, ``max_steps`` >= 1 (the
+default ``max_steps_in_episode``), ``mode`` (a name) and ``obs_mode`` (below). Parameters
+(``EnvParams``; ``make`` and ``params.replace_checked`` refuse other values): ``mode`` in
+{0, 1, 2}, ``max_steps_in_episode`` >= 1. Inside ``jit``, where params may be traced and nothing
+is checked, a ``mode`` code outside [0, 2] reads as the nearest mode, a fractional one pays as
+mixed but never terminates, and a step limit < 1 ends every episode after one step.
+
 Observation (per agent, a dict; agent-stacked in ``obs``):
 
 ========== ================================ ==============================================
@@ -81,10 +89,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv import spaces, viz
+from dcgenv import checks, spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv, check_obs_mode
+from dcgenv.core import MultiAgentEnv, check_obs_mode, param
 from dcgenv.registry import register
 
 MODES = ("mixed", "cooperative", "competitive")
@@ -102,15 +110,13 @@ class EnvState(BaseState):
 
 @struct.dataclass
 class EnvParams(BaseParams):
-    mode: int = 0  # index into MODES
-    max_steps_in_episode: int = 20
+    mode: int = param(0, 0, len(MODES) - 1)  # index into MODES
+    max_steps_in_episode: int = param(20, 1)
 
 
 def mode_code(mode: str) -> int:
     """The ``params.mode`` code of a mode name; ``ValueError`` names the allowed modes."""
-    if mode not in MODES:
-        raise ValueError(f"unknown Predator-Prey mode {mode!r}; allowed modes: {list(MODES)}")
-    return MODES.index(mode)
+    return MODES.index(checks.choice("PredatorPrey", "mode", mode, MODES))
 
 
 def distinct_cells(key: jax.Array, num_cells: int, m: int) -> jax.Array:
@@ -134,9 +140,14 @@ def distinct_cells(key: jax.Array, num_cells: int, m: int) -> jax.Array:
 class PredatorPrey(MultiAgentEnv):
     def __init__(self, dim: int = 5, num_agents: int = 3, vision: int = 0,
                  max_steps: int = 20, mode: str = "mixed", obs_mode: str = "onehot"):
-        if dim < 2 or num_agents < 1 or vision < 0 or num_agents + 1 > dim * dim:
-            raise ValueError(f"impossible Predator-Prey size: dim={dim} (>= 2), num_agents="
-                             f"{num_agents} (1 .. dim*dim - 1), vision={vision} (>= 0)")
+        dim = checks.integer("PredatorPrey", "dim", dim, 2)
+        num_agents = checks.integer("PredatorPrey", "num_agents", num_agents, 1)
+        vision = checks.integer("PredatorPrey", "vision", vision, 0)
+        max_steps = checks.integer("PredatorPrey", "max_steps", max_steps, 1)
+        if num_agents + 1 > dim * dim:
+            raise ValueError(f"PredatorPrey: impossible size: num_agents={num_agents} predators "
+                             f"and the prey need distinct cells, so num_agents must be in "
+                             f"[1, dim*dim - 1] = [1, {dim * dim - 1}] for dim={dim}")
         self.dim, self.vision = dim, vision
         self.vocab = dim * dim + 4
         # 0.05 / k as a table (a division of batched numbers may round differently under vmap)

@@ -27,7 +27,8 @@ a 5x5 window centred on the agent (row-major) with 1 where a live prey is, and
 and neither do we. All agents are always active (no mask needed).
 
 ``obs_mode`` (constructor argument, e.g. ``make("PredatorPrey-magym-v0", obs_mode="index")``):
-``"onehot"`` is the f32[28] above (the default, 112 bytes per agent). The compact modes return a
+``"float32"`` is the f32[28] above (the default, 112 bytes per agent; ``"onehot"``, its former
+name, is a deprecated alias: the vector is not a one-hot). The compact modes return a
 dict per agent, ``obs`` (integers, the smallest unsigned dtype that holds them: uint8 here) and
 ``time`` (int32, the step counter, exact for any step limit):
 
@@ -50,10 +51,20 @@ Cost per step: predators and prey move in unrolled loops over agents (each move 
 ``n + p`` others); the observation compares each agent with each prey. The reset compares the
 ``(size - 1)^2`` start cells (36) with the predators (the only grid-sized work).
 
-Constructor: ``size``, ``num_agents``, ``num_prey`` (ma-gym's ``grid_shape``, ``n_agents``,
-``n_preys``; its ``PredatorPrey5x5`` is ``size=5, num_agents=2, num_prey=1``). Params:
-``step_cost``, ``penalty``, ``capture_reward``, ``prey_move_probs`` (ma-gym's static-prey ``-v2``
-variants use ``(0, 0, 0, 0, 1)``), ``max_steps_in_episode``.
+Constructor: ``size`` >= 3, ``num_agents`` >= 1, ``num_prey`` >= 1 (ma-gym's ``grid_shape``,
+``n_agents``, ``n_preys``; its ``PredatorPrey5x5`` is ``size=5, num_agents=2, num_prey=1``), with
+``(size - 1)^2 >= 5 num_agents + num_prey`` so that every start is legal, and ``obs_mode``.
+
+Parameters (``EnvParams``), with the ranges ``make`` and ``params.replace_checked`` enforce:
+``step_cost`` <= 0 and ``penalty`` <= 0 (costs), ``capture_reward`` >= 0, ``prey_move_probs``
+a probability vector (entries in [0, 1] summing to 1 within 1e-5; ma-gym's static-prey ``-v2``
+variants use ``(0, 0, 0, 0, 1)``), ``max_steps_in_episode`` >= 1. Per step and agent the reward
+lies in ``[step_cost + num_prey * min(penalty, capture_reward, 0), step_cost + num_prey *
+max(penalty, capture_reward, 0)]``. Inside ``jit``, where params may be traced and nothing is
+checked: ``prey_move_probs`` act as weights (normalised by their sum; an all-zero vector keeps
+the prey still; negative entries give some legal move), other signs of the rewards are paid as
+given, and a step limit < 1 ends every episode after one step (with a limit of 0 the time
+feature of the f32[28] observation, ``time / 0``, reads as 1).
 
 Deviations from the original, and why:
 - Start cells are drawn directly from the uniform distribution over allowed cells instead of
@@ -68,21 +79,25 @@ Deviations from the original, and why:
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv import spaces, viz
+from dcgenv import checks, spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv, check_obs_mode
+from dcgenv.core import MultiAgentEnv, param
 from dcgenv.envs.predator_prey import distinct_cells
 from dcgenv.registry import register
 
 MOVES = np.array([[1, 0], [0, -1], [-1, 0], [0, 1], [0, 0]], np.int32)  # down left up right stay
 VIEW = 2  # the window is (2 * VIEW + 1)^2 = 5x5, hard-coded in ma-gym's get_agent_obs
 CELLS = (2 * VIEW + 1) ** 2
+NAME = "PredatorPrey-magym"
+OBS_MODES = ("float32", "uint8", "index")  # "onehot": deprecated alias of "float32"
 
 
 @struct.dataclass
@@ -94,12 +109,24 @@ class EnvState(BaseState):
 
 @struct.dataclass
 class EnvParams(BaseParams):
-    step_cost: float = -0.01
-    penalty: float = -0.75
-    capture_reward: float = 5.0
-    prey_move_probs: jax.Array = struct.field(  # down left up right stay
+    step_cost: float = param(-0.01, high=0.0)  # every agent, every step (a cost)
+    penalty: float = param(-0.75, high=0.0)  # every agent, per prey touched by one predator
+    capture_reward: float = param(5.0, 0.0)  # every agent, per prey captured
+    prey_move_probs: jax.Array = param(  # down left up right stay; a probability vector
+        low=0.0, high=1.0,
         default_factory=lambda: jnp.array([0.175, 0.175, 0.175, 0.175, 0.3], jnp.float32))
-    max_steps_in_episode: int = 100
+    max_steps_in_episode: int = param(100, 1)
+
+    def validate(self, owner: str | None = None) -> EnvParams:
+        super().validate(owner)
+        probs = self.prey_move_probs
+        if not isinstance(probs, jax.core.Tracer):
+            probs = np.asarray(probs, np.float64)  # possibly batched: [..., 5]
+            if probs.shape[-1:] != (len(MOVES),) or np.any(np.abs(probs.sum(-1) - 1) > 1e-5):
+                raise ValueError(f"{owner or 'PredatorPrey-magym'}: params field prey_move_probs="
+                                 f"{self.prey_move_probs!r} must be {len(MOVES)} probabilities "
+                                 "(down, left, up, right, stay) summing to 1")
+        return self
 
 
 def _neighbours(cells: jax.Array, predators: jax.Array) -> jax.Array:
@@ -110,14 +137,21 @@ def _neighbours(cells: jax.Array, predators: jax.Array) -> jax.Array:
 
 class PredatorPreyMagym(MultiAgentEnv):
     def __init__(self, size: int = 7, num_agents: int = 4, num_prey: int = 2,
-                 obs_mode: str = "onehot"):
-        fits = (size - 1) ** 2 >= 5 * num_agents + num_prey
-        if size < 3 or num_agents < 1 or num_prey < 1 or not fits:
-            raise ValueError(f"impossible ma-gym Predator-Prey size: size={size} (>= 3), "
-                             f"num_agents={num_agents}, num_prey={num_prey} (>= 1 each, with "
-                             "(size - 1)^2 >= 5 * num_agents + num_prey so every start is legal)")
+                 obs_mode: str = "float32"):
+        size = checks.integer(NAME, "size", size, 3)
+        num_agents = checks.integer(NAME, "num_agents", num_agents, 1)
+        num_prey = checks.integer(NAME, "num_prey", num_prey, 1)
+        if (size - 1) ** 2 < 5 * num_agents + num_prey:
+            raise ValueError(f"{NAME}: impossible size: size={size}, num_agents={num_agents}, "
+                             f"num_prey={num_prey} need (size - 1)^2 >= 5 * num_agents + "
+                             "num_prey so every start is legal")
+        if obs_mode == "onehot":
+            warnings.warn(f"{NAME}: obs_mode='onehot' is deprecated (the observation is not a "
+                          "one-hot); use obs_mode='float32', the same observation",
+                          DeprecationWarning, stacklevel=2)
+            obs_mode = "float32"
         self.size, self.num_prey = size, num_prey
-        self.obs_mode = check_obs_mode("PredatorPrey-magym", obs_mode)
+        self.obs_mode = checks.choice(NAME, "obs_mode", obs_mode, OBS_MODES)
         self._dtype = np.min_scalar_type(max(size - 1, CELLS))
         self.agents = tuple(f"predator_{i}" for i in range(num_agents))
         side = size - 1  # start cells: rows and columns 0 .. size - 2
@@ -188,7 +222,7 @@ class PredatorPreyMagym(MultiAgentEnv):
         rel = state.prey[None] - state.predators[:, None]  # [n, p, 2]
         seen = jnp.all(jnp.abs(rel) <= VIEW, -1) & state.prey_alive
         cell = jnp.where(seen, (rel[..., 0] + VIEW) * (2 * VIEW + 1) + rel[..., 1] + VIEW, CELLS)
-        if self.obs_mode == "onehot":
+        if self.obs_mode == "float32":
             return self._full(state.predators, self._window(cell), state.time, params)
         window = self._window(cell) if self.obs_mode == "uint8" else jnp.sort(cell, axis=-1)
         obs = jnp.concatenate([state.predators, window.astype(jnp.int32)], -1)
@@ -202,12 +236,14 @@ class PredatorPreyMagym(MultiAgentEnv):
     def _full(self, predators, window, time, params: EnvParams) -> jax.Array:
         coords = predators / (self.size - 1)
         # times a reciprocal of the (unbatched) limit: bit-identical with and without vmap
-        t = jnp.broadcast_to(time * (1.0 / params.max_steps_in_episode), coords.shape[:-1])
+        t = time * (1.0 / params.max_steps_in_episode)
+        t = jnp.where(jnp.isfinite(t), t, 1.0)  # a traced limit of 0: 0 * inf, not NaN
+        t = jnp.broadcast_to(t, coords.shape[:-1])
         return jnp.concatenate([coords, window, t[..., None]], axis=-1).astype(jnp.float32)
 
     def expand_obs(self, obs, params: EnvParams | None = None) -> jax.Array:
-        """Any ``obs_mode``'s observation -> the f32[28] ``"onehot"`` one, bit for bit."""
-        if self.obs_mode == "onehot":
+        """Any ``obs_mode``'s observation -> the f32[28] ``"float32"`` one, bit for bit."""
+        if self.obs_mode == "float32":
             return obs
         params = self.default_params if params is None else params
         x = obs["obs"].astype(jnp.int32)
@@ -226,7 +262,7 @@ class PredatorPreyMagym(MultiAgentEnv):
         return viz.to_pixels(viz.canvas(*shape), prey, predators, cell_px=cell_px)
 
     def observation_space(self, params: EnvParams | None = None) -> spaces.Space:
-        if self.obs_mode == "onehot":
+        if self.obs_mode == "float32":
             return spaces.Box(0.0, 1.0, (3 + CELLS,), jnp.float32)
         params = self.default_params if params is None else params
         window = [1] * CELLS if self.obs_mode == "uint8" else [CELLS] * self.num_prey

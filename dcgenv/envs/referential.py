@@ -57,12 +57,29 @@ the channel's differentiable surrogate of the bits (for a ``lambda * cost`` pena
 ``success`` -- the listener picked the target (step 1). ``max_steps_in_episode`` is
 informational: every episode terminates after step 1.
 
-Constructor arguments (static; ``make`` overrides): ``n_attributes=5``, ``n_values=10``,
-``n_candidates=2`` (K), ``message_length=4`` (L), ``message_dim=8`` (d; Gumbel tokens are
-``vocab_size`` wide instead), ``channel=GumbelSoftmax(vocab_size=100)``, ``channel_train=False``,
-``differentiable=False``, ``objects="onehot"``. Registered ids: ``Referential-v0`` (EGG: 5 x 10
-one-hots, K = 2, 4 tokens of a 100-symbol straight-through Gumbel-softmax) and
-``Referential-continuous-v0`` (the same with 5 continuous features), e.g.
+Constructor arguments (static; ``make`` overrides): ``n_attributes=5``, ``n_values=10`` (each
+>= 1; with one-hot objects ``n_values ** n_attributes >= K``), ``n_candidates=2`` (K >= 2),
+``message_length=4`` (L >= 1), ``message_dim=8`` (d >= 1; Gumbel tokens are ``vocab_size`` wide
+instead), ``channel=GumbelSoftmax(vocab_size=100)``, ``channel_train=False``,
+``differentiable=False``, ``objects="onehot"``. Parameters (``EnvParams``; ``make`` and
+``params.replace_checked`` refuse other values): ``action_limit`` > 0, ``max_steps_in_episode``
+>= 1 (informational). Inside ``jit`` a traced ``action_limit`` <= 0 sets every float action
+to ``action_limit``. The reward always lies in [0, 1].
+
+Registered ids:
+
+- ``Referential-v0``: EGG's game, 5 x 10 one-hots, K = 2, 4 tokens of a 100-symbol
+  straight-through Gumbel-softmax, integer pick (reward 0 or 1).
+- ``Referential-continuous-v0``: the same with 5 continuous features.
+- ``Referential-differentiable-v0``: continuous features, the ``Continuous`` channel (messages
+  in R^{L x d}, the identity on the wire) and ``differentiable=True``: the return is a smooth
+  function of the speaker's message and the listener's logits, so ``jax.grad`` of it is the
+  pathwise gradient end to end.
+
+The first two are not differentiable as registered: the listener's pick is an integer, so the
+return is piecewise constant and its gradient with respect to the message is exactly zero.
+Any id becomes differentiable with ``differentiable=True`` (then ``jax.grad`` reaches the
+message through the channel's training map or its straight-through gradient), e.g.
 ``dcgenv.make("Referential-v0", channel=comms.DDCL(0.2), differentiable=True)``. A complete
 training loop (both steps, vmapped, pathwise gradients): ``baselines/referential.py``.
 """
@@ -73,12 +90,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dcgenv import comms, spaces
+from dcgenv import checks, comms, spaces
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv, normal
+from dcgenv.core import MultiAgentEnv, normal, param
 from dcgenv.registry import register
 
+NAME = "Referential"
 OBJECTS = ("onehot", "continuous")
 EGG_CHANNEL = comms.GumbelSoftmax(vocab_size=100)  # EGG: vocab 100, straight-through
 
@@ -92,14 +110,8 @@ class EnvState(BaseState):
 
 @struct.dataclass
 class EnvParams(BaseParams):
-    action_limit: float = 1e6
-    max_steps_in_episode: int = 2  # informational: the game always ends after step 1
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"Referential: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    action_limit: float = param(1e6, 0.0, low_open=True)  # float actions clipped to +-this
+    max_steps_in_episode: int = param(2, 1)  # informational: the game always ends after step 1
 
 
 class Referential(MultiAgentEnv):
@@ -110,22 +122,19 @@ class Referential(MultiAgentEnv):
                  channel: comms.Channel = EGG_CHANNEL,
                  channel_train: bool = False, differentiable: bool = False,
                  objects: str = "onehot"):
-        self.n_attributes = _positive_int("n_attributes", n_attributes)
-        self.n_values = _positive_int("n_values", n_values)
-        self.n_candidates = _positive_int("n_candidates", n_candidates, minimum=2)
-        self.message_length = _positive_int("message_length", message_length)
-        self.message_dim = _positive_int("message_dim", message_dim)
-        if objects not in OBJECTS:
-            raise ValueError(f"Referential: objects must be one of {OBJECTS}, got {objects!r}")
+        self.n_attributes = checks.integer(NAME, "n_attributes", n_attributes, 1)
+        self.n_values = checks.integer(NAME, "n_values", n_values, 1)
+        self.n_candidates = checks.integer(NAME, "n_candidates", n_candidates, 2)
+        self.message_length = checks.integer(NAME, "message_length", message_length, 1)
+        self.message_dim = checks.integer(NAME, "message_dim", message_dim, 1)
+        checks.choice(NAME, "objects", objects, OBJECTS)
         if objects == "onehot" and n_values**n_attributes < n_candidates:
             raise ValueError(f"Referential: {n_values}**{n_attributes} distinct objects cannot "
                              f"fill n_candidates={n_candidates}; raise n_values or n_attributes")
-        comms.check_channel("Referential", channel)
-        for name, flag in (("channel_train", channel_train), ("differentiable", differentiable)):
-            if not isinstance(flag, bool):
-                raise ValueError(f"Referential: {name} must be True or False, got {flag!r}")
-        self.channel, self.channel_train = channel, channel_train
-        self.differentiable, self.objects = differentiable, objects
+        comms.check_channel(NAME, channel)
+        self.channel, self.objects = channel, objects
+        self.channel_train = checks.flag(NAME, "channel_train", channel_train)
+        self.differentiable = checks.flag(NAME, "differentiable", differentiable)
         self.num_features = n_attributes * (n_values if objects == "onehot" else 1)
         self.sent_shape = channel.message_shape(message_length, message_dim)
         self.received_shape = channel.received_shape(message_length, message_dim)
@@ -217,3 +226,5 @@ def _distinct_objects(key: jax.Array, k: int, n_attributes: int, n_values: int) 
 
 register("Referential-v0", Referential)
 register("Referential-continuous-v0", Referential, objects="continuous")
+register("Referential-differentiable-v0", Referential, objects="continuous",
+         channel=comms.Continuous(), differentiable=True)

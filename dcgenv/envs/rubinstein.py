@@ -46,8 +46,14 @@ Observation (per agent, a dict; agent-stacked):
 ============= ======= ====================================================================
 
 Illegal actions, inside ``jit``: non-finite entries are read as 0; ``offer`` is clipped to
-``[0, 1]`` (shares always sum to exactly the surplus) and so is a smooth ``accept``; deltas are
-clipped to ``[0, 1]``.
+``[0, 1]`` (shares always sum to exactly the surplus) and so is a smooth ``accept``.
+
+Parameters (``EnvParams``), with the ranges ``make`` and ``params.replace_checked`` enforce:
+``delta1``, ``delta2`` in [0, 1] (discount factors), ``max_rounds`` >= 1,
+``max_steps_in_episode`` >= 1 (informational). Each step's rewards lie in [0, 1] and sum to at
+most 1. Inside ``jit``, where params may be traced and nothing is checked, deltas are clipped
+to [0, 1] (a NaN delta gives NaN rewards after round 0) and ``max_rounds`` < 1 ends the game
+after the first respond step.
 """
 
 from __future__ import annotations
@@ -56,10 +62,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from dcgenv import spaces
+from dcgenv import checks, spaces
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv
+from dcgenv.core import MultiAgentEnv, param
 from dcgenv.registry import register
 
 
@@ -71,10 +77,10 @@ class EnvState(BaseState):
 
 @struct.dataclass
 class EnvParams(BaseParams):
-    delta1: float = 0.9
-    delta2: float = 0.9
-    max_rounds: int = 10
-    max_steps_in_episode: int = 20  # informational: max_rounds ends every episode
+    delta1: float = param(0.9, 0.0, 1.0)  # player 1's discount factor per round
+    delta2: float = param(0.9, 0.0, 1.0)
+    max_rounds: int = param(10, 1)
+    max_steps_in_episode: int = param(20, 1)  # informational: max_rounds ends every episode
 
 
 def _clean(x: jax.Array) -> jax.Array:
@@ -86,7 +92,7 @@ class Rubinstein(MultiAgentEnv):
     agents = ("player_1", "player_2")
 
     def __init__(self, smooth_accept: bool = False):
-        self.smooth_accept = bool(smooth_accept)
+        self.smooth_accept = checks.flag("Rubinstein", "smooth_accept", smooth_accept)
 
     @property
     def default_params(self) -> EnvParams:

@@ -43,6 +43,13 @@ the previous value.
 Actions: ``Discrete(2)`` per car, 0 = gas, 1 = brake (IC3Net's order). Actions of cars not in
 the system are ignored; inside ``jit`` other values are clipped into {0, 1}.
 
+Parameters (``EnvParams``), with the ranges ``make`` and ``params.replace_checked`` enforce:
+``add_rate`` in [0, 1] (a probability), ``time_penalty`` and ``crash_penalty`` <= 0 (penalties:
+-0.01 and -10), ``max_steps_in_episode`` >= 1. Inside ``jit`` params may be traced and nothing
+is checked: ``add_rate`` > 1 acts as 1 and < 0 as 0 (no car ever enters, so every episode
+"succeeds"), positive penalties pay cars for waiting or crashing, and a step limit < 1 ends
+every episode after one step; rewards stay finite for any finite params.
+
 Curriculum: ``add_rate`` is a params field. ``curriculum_add_rate(epoch, level)`` gives the rate
 IC3Net's curriculum sets in a given training epoch (works under ``jit``); a trainer writes it
 into params, e.g. ``params.replace(add_rate=curriculum_add_rate(epoch, "easy"))``.
@@ -76,10 +83,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from dcgenv import spaces, viz
+from dcgenv import checks, spaces, viz
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv, check_obs_mode
+from dcgenv.core import MultiAgentEnv, check_obs_mode, param
 from dcgenv.envs.traffic_junction_layout import LEVELS, build_layout, curriculum_table, get_level
 from dcgenv.registry import register
 
@@ -96,10 +103,10 @@ class EnvState(BaseState):
 
 @struct.dataclass
 class EnvParams(BaseParams):
-    add_rate: float = 0.3
-    time_penalty: float = -0.01
-    crash_penalty: float = -10.0
-    max_steps_in_episode: int = 20
+    add_rate: float = param(0.3, 0.0, 1.0)  # probability that an entry admits a car, per step
+    time_penalty: float = param(-0.01, high=0.0)  # per step waited, per car (a penalty)
+    crash_penalty: float = param(-10.0, high=0.0)  # per car in a collision (a penalty)
+    max_steps_in_episode: int = param(20, 1)
 
 
 def curriculum_add_rate(epoch, level: str) -> jax.Array:
@@ -121,11 +128,9 @@ class TrafficJunction(MultiAgentEnv):
         spec = get_level(level)
         vision = spec.vision if vision is None else vision
         num_agents = spec.num_agents if num_agents is None else num_agents
-        for name, value, low in (("vision", vision, 0), ("num_agents", num_agents, 1)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-                raise ValueError(f"TrafficJunction: {name} must be an integer >= {low}, "
-                                 f"got {value!r}")
-        self.level, self.vision = level, int(vision)
+        vision = checks.integer("TrafficJunction", "vision", vision, 0)
+        num_agents = checks.integer("TrafficJunction", "num_agents", num_agents, 1)
+        self.level, self.vision = level, vision
         self.agents = tuple(f"car_{i}" for i in range(num_agents))
         lay = build_layout(level)
         v, side = self.vision, lay.side + 2 * self.vision

@@ -36,6 +36,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from dcgenv import checks
+
 STRAIGHT, RIGHT, LEFT = 0, 1, 2
 
 
@@ -59,9 +61,7 @@ LEVELS = {
 
 
 def get_level(level: str) -> Level:
-    if level not in LEVELS:
-        raise ValueError(f"unknown Traffic Junction level {level!r}; allowed: {sorted(LEVELS)}")
-    return LEVELS[level]
+    return LEVELS[checks.choice("TrafficJunction", "level", level, LEVELS)]
 
 
 class Layout(NamedTuple):

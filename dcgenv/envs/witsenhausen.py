@@ -2,9 +2,23 @@
 
 Rules: ``x0 ~ N(0, sigma^2)``. Controller 1 sees ``x0`` and applies ``u1``; ``x1 = x0 + u1``.
 Controller 2 sees ``y = x1 + w`` with ``w ~ N(0, noise_std^2)`` and applies ``u2``. The cost of
-one sample is ``k^2 u1^2 + (x1 - u2)^2``; the benchmark point is ``k = 0.2, sigma = 5``
-(reference costs in ``shared/SPECS.md``: best affine 0.96, Witsenhausen's two-point 0.4042532,
-best known about 0.1669).
+one sample is ``k^2 u1^2 + (x1 - u2)^2``; the benchmark point is ``k = 0.2, sigma = 5``.
+Reference costs there (table and sources in ``docs/envs/witsenhausen.md``): best affine policy
+0.96 and Witsenhausen's two-point policy 0.4042532 (Witsenhausen 1968, SIAM J. Control 6(1));
+0.1670790 for Lee, Lau & Ho's step policies (2001, IEEE TAC 46(3)); the lowest published are
+about 0.16692 (Karlsson, Gattami, Oechtering & Skoglund 2011: 0.16692462; Mehmetoglu, Akyol &
+Rose 2014, arXiv 1402.0525: 0.16692291).
+
+Parameters (``EnvParams``), with the ranges ``make`` and ``params.replace_checked`` enforce:
+``k`` >= 0 (the control-cost weight; it enters as ``k^2``, and ``k = 0`` is the degenerate free-
+control game), ``sigma`` > 0 and ``noise_std`` > 0 (standard deviations; 0 would make ``x0`` or
+``y`` deterministic and the problem trivial), ``action_limit`` > 0, ``max_steps_in_episode``
+>= 1 (informational). Inside ``jit``, where params may be traced and nothing is checked, a
+negative ``k`` acts as ``|k|``; a negative ``sigma`` or ``noise_std`` mirrors the draws (the
+same distributions as their absolute values); ``action_limit`` <= 0 sets both actions to
+``action_limit``. Rewards are <= 0; they are finite while the squares fit the float dtype
+(in float32, ``sigma``, ``noise_std``, ``action_limit`` and ``k * action_limit`` well below
+1e18) and reach -inf beyond; non-finite params can give NaN.
 
 Episode: step 0 is controller 1's move (reward ``-k^2 u1^2``), step 1 controller 2's
 (reward ``-(x1 - u2)^2``), then the episode terminates. Both agents receive the same (team)
@@ -37,7 +51,7 @@ from flax import struct
 from dcgenv import spaces
 from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv, normal
+from dcgenv.core import MultiAgentEnv, normal, param
 from dcgenv.envs.witsenhausen_reference import (  # noqa: F401  (the benchmark's reference API)
     affine,
     affine_cost,
@@ -62,11 +76,11 @@ class EnvState(BaseState):
 
 @struct.dataclass
 class EnvParams(BaseParams):
-    k: float = 0.2
-    sigma: float = 5.0
-    noise_std: float = 1.0
-    action_limit: float = 1e6
-    max_steps_in_episode: int = 2  # informational: the game always ends after step 1
+    k: float = param(0.2, 0.0)  # control-cost weight, k^2 u1^2
+    sigma: float = param(5.0, 0.0, low_open=True)  # x0 ~ N(0, sigma^2)
+    noise_std: float = param(1.0, 0.0, low_open=True)  # w ~ N(0, noise_std^2)
+    action_limit: float = param(1e6, 0.0, low_open=True)  # actions clipped to +-this
+    max_steps_in_episode: int = param(2, 1)  # informational: the game always ends after step 1
 
 
 class Witsenhausen(MultiAgentEnv):

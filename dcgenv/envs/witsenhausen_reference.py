@@ -2,9 +2,10 @@
 
 Convention: a first-stage policy ``gamma1`` maps ``x0`` to the *state* ``x1`` it produces
 (``x1 = gamma1(x0)``, so the control is ``u1 = gamma1(x0) - x0``), as in the literature's
-staircase pictures and in ``shared/SPECS.md``. It is an elementwise, vectorised function of an
-array (numpy or ``jax.numpy`` operations); every reference policy below is one, and works both
-inside ``jit`` in float32 and, in :func:`expected_cost`, in float64.
+staircase pictures (e.g. Lee, Lau & Ho 2001, IEEE TAC 46(3)). It is an elementwise,
+vectorised function of an array (numpy or ``jax.numpy`` operations); every reference policy
+below is one, and works both inside ``jit`` in float32 and, in :func:`expected_cost`, in
+float64.
 
 - :func:`expected_cost` — ``J = k^2 E[(x1 - x0)^2] + E[(x1 - E[x1 | y])^2]`` for a deterministic
   ``gamma1`` and the optimal second stage, by adaptive Gauss-Legendre quadrature over ``x0``
