@@ -2,14 +2,16 @@
 
 Run from the repository root, not installed: see the README's "Layout" section for why.
 
-- ``agents.config``: ``Config``, the learners' flat, validated configuration.
+- ``agents.config``: ``Config.from_dict`` -> a validated ``PPOConfig`` or ``IQLConfig``.
 - ``agents.networks``: observation encoders (MLP, GRU), the CommNet actor (messages through any
   ``dcgenv.comms`` channel; mean, IC3Net gate or TarMAC attention), the (centralised) critic.
 - ``agents.mappo``: ``make_trainer`` for MAPPO / IPPO (CommNet inside the actor).
 - ``agents.iql``: ``make_trainer`` for IQL (recurrent Q-networks, PS or NPS, messages).
-- ``agents.loop``: the outer loop (seeds side by side, chunks of updates) both share.
+- ``agents.loop``: what both share: ``TrainState``, ``Trainer``, the outer loop (seeds side by
+  side, chunks of updates) and the one reader of an env's ``info``.
+- ``agents.sharding``: the env batch split over devices.
 
-:func:`make_trainer` picks the learner from ``config.algorithm``; :func:`make_train` composes
+:func:`make_trainer` picks the learner from the config's class; :func:`make_train` composes
 its pieces into one ``train(key)`` that ``jax.jit`` compiles whole.
 """
 
@@ -17,16 +19,17 @@ from __future__ import annotations
 
 
 def make_trainer(config, progress=None):
-    """The trainer for ``config.algorithm`` (``iql`` -> ``agents.iql``, else ``agents.mappo``);
-    both have ``config``, ``env``, ``env_params``, ``init``, ``run`` and ``evaluate``."""
+    """The :class:`agents.loop.Trainer` for ``config`` (an ``IQLConfig`` -> ``agents.iql``, a
+    ``PPOConfig`` -> ``agents.mappo``)."""
     from agents import iql, mappo
+    from agents.config import IQLConfig
 
-    module = iql if config.algorithm == "iql" else mappo
+    module = iql if isinstance(config, IQLConfig) else mappo
     return module.make_trainer(config, progress)
 
 
 def make_train(config, progress=None):
-    """``train(key) -> (final state, per-update metrics)``: ``config.num_updates`` updates of
-    ``config.num_seeds`` vmapped seeds in one function that ``jax.jit`` compiles whole."""
+    """``train(key) -> (final TrainState, per-update metrics)``: ``config.num_updates`` updates
+    of ``config.num_seeds`` vmapped seeds in one function that ``jax.jit`` compiles whole."""
     trainer = make_trainer(config, progress)
     return lambda key: trainer.run(trainer.init(key), trainer.config.num_updates)

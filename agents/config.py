@@ -1,73 +1,200 @@
-"""The learners' configuration: one flat, frozen dataclass, validated before anything compiles.
+"""The learners' configuration: one frozen dataclass per algorithm, validated when it is built.
 
-Every field has a default (the default baseline: MAPPO + CommNet + DDCL on
-``TrafficJunction-easy-v0``). :meth:`Config.validate` raises ``ValueError`` naming the field
-and its allowed values; :meth:`Config.from_dict` also rejects unknown keys.
+    config = Config.from_dict({"algorithm": "iql", "env": "PredatorPrey-magym-v0", ...})
+    env, env_params = config.environment       # built once, while validating
+    channel = config.message_channel           # dcgenv.comms.make(channel, **channel_kwargs)
+
+:class:`Config` holds the keys every algorithm takes (environment, messages, network width,
+optimiser, run size and bookkeeping). :class:`PPOConfig` (``algorithm: mappo`` or ``ippo``,
+trained by :mod:`agents.mappo`) and :class:`IQLConfig` (``algorithm: iql``, :mod:`agents.iql`)
+add their own. YAML files stay flat: ``algorithm`` picks the class and every other key must be
+one of its fields, so a key the chosen algorithm would ignore (``encoder`` for IQL) is a
+``ValueError`` naming the keys that algorithm takes. Building a config checks every field
+(types, ranges, choices: ``dcgenv.checks``), the rules across fields, the env id with its
+overrides and the channel with its arguments, each error naming the key and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import numbers
-from typing import Any
+import functools
+from typing import Any, ClassVar
 
 import optax
 
 import dcgenv
-from dcgenv import comms
+from dcgenv import checks, comms, spaces
 
-CHANNELS = {"ddcl": comms.DDCL, "continuous": comms.Continuous, "fakequant": comms.FakeQuant,
-            "dru": comms.DRU, "gaussian": comms.GaussianNoise, "gumbel": comms.GumbelSoftmax,
-            "silent": comms.Silent}
-CHOICES = {"algorithm": ("mappo", "ippo", "iql"), "comm": ("commnet", "message", "none"),
-           "aggregate": ("mean", "gated", "attention"), "encoder": ("mlp", "gru"),
-           "channel": tuple(CHANNELS), "optimizer": ("adam", "rmsprop")}
+ZERO_OK = ("seed", "hops", "num_devices")  # integer keys that may be 0; the others are >= 1
+UNIT = ("gamma", "gae_lambda", "clip_eps", "epsilon_start", "epsilon_end")  # in [0, 1]
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    """The keys every algorithm takes. Build a :class:`PPOConfig` or :class:`IQLConfig` (or
+    use :meth:`from_dict`, which picks one from ``algorithm``)."""
+
+    algorithm: str = "mappo"
     # environment
     env: str = "TrafficJunction-easy-v0"
     env_kwargs: dict = dataclasses.field(default_factory=dict)  # dcgenv.make overrides
-    # learner and networks
-    algorithm: str = "mappo"  # mappo: centralised critic on all observations; ippo: local;
-    # iql: independent recurrent Q-learning (agents.iql)
-    comm: str = "commnet"  # commnet: hops inside the PPO actor; message: IQL's message network
-    # (obs -> 64 -> 64 -> message_dim per agent, every agent's Q-network sees all messages);
-    # none
-    parameter_sharing: bool = True  # false (IQL only): one parameter set per agent (NPS)
-    hops: int = 1  # CommNet communication hops per step
-    aggregate: str = "attention"  # mean (CommNet), gated (IC3Net gate), attention (TarMAC)
+    # messages: any dcgenv.comms channel (comms.CHANNELS) with its constructor arguments
+    comm: str = "none"
     channel: str = "ddcl"
-    channel_kwargs: dict = dataclasses.field(default_factory=dict)  # channel constructor
+    channel_kwargs: dict = dataclasses.field(default_factory=dict)
     message_dim: int = 8
     comm_coef: float = 1e-4  # lambda: weight of the channel's cost in the loss
-    encoder: str = "mlp"
+    # networks and optimiser
     hidden: int = 64
     agent_id: bool = True  # append a one-hot agent id to every agent's observation
+    optimizer: str = "adam"  # adam (eps 1e-5) or rmsprop (decay 0.99, eps 1e-5: PyMARL's)
+    lr: float = 1e-3
+    max_grad_norm: float = 0.5
+    gamma: float = 0.9
+    # run
+    num_envs: int = 256  # PPO: environments stepped in parallel; IQL: episodes per iteration
+    num_updates: int = 400  # PPO updates / IQL iterations
+    seed: int = 0
+    num_seeds: int = 1  # seeds trained side by side (vmapped)
+    num_devices: int = 1  # env batch split over this many devices (0: all; agents/sharding)
+    log_every: int = 10  # progress callback every this many updates
+    checkpoint_every: int = 50  # orbax checkpoint every this many updates (and at the end)
+    eval_episodes: int = 1000  # greedy episodes evaluated at the end
+
+    CHOICES: ClassVar[dict[str, tuple]] = {"optimizer": ("adam", "rmsprop"),
+                                           "channel": tuple(comms.CHANNELS)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """The config of ``values["algorithm"]`` (default ``mappo``); ``ValueError`` for an
+        unknown algorithm, or a key it does not take (naming the keys it takes)."""
+        algorithm = values.get("algorithm", "mappo")
+        checks.choice("config key 'algorithm'", "algorithm", algorithm, ALGORITHMS)
+        target = ALGORITHMS[algorithm]
+        if not issubclass(target, cls):
+            raise ValueError(f"config key 'algorithm': {cls.__name__} does not train "
+                             f"{algorithm!r}")
+        taken = [f.name for f in dataclasses.fields(target)]
+        for key in values:
+            if key in taken:
+                continue
+            owners = sorted(a for a, c in ALGORITHMS.items() if key in c.__dataclass_fields__)
+            close = difflib.get_close_matches(str(key), taken, n=1)
+            why = (f"is not used by algorithm {algorithm} (only by {', '.join(owners)})"
+                   if owners else "is unknown" + (f" (did you mean {close[0]!r}?)"
+                                                   if close else ""))
+            raise ValueError(f"config key {key!r} {why}; algorithm {algorithm} takes: "
+                             f"{', '.join(taken)}")
+        return target(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __post_init__(self):
+        if type(self) is Config:
+            raise TypeError("build a PPOConfig or an IQLConfig, or use Config.from_dict")
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, self._checked(f.name, f.type, getattr(self, f.name)))
+        if self.num_devices > 1 and self.num_envs % self.num_devices:
+            raise ValueError(f"config key 'num_devices': {self.num_devices} must divide "
+                             f"num_envs = {self.num_envs}")
+        self.check()
+        _ = (self.environment, self.message_channel)  # build both once, which checks them
+
+    def _checked(self, name: str, kind: str, value: Any) -> Any:
+        owner = f"config key {name!r}"
+        if name in self.CHOICES:
+            return checks.choice(owner, name, value, self.CHOICES[name])
+        if kind == "bool":
+            return checks.flag(owner, name, value)
+        if kind == "int":
+            return checks.integer(owner, name, value, low=0 if name in ZERO_OK else 1)
+        if kind == "float":
+            return checks.real(owner, name, _yaml_float(value), 0, 1 if name in UNIT else None)
+        if name == "env":
+            return checks.choice(owner, name, value, dcgenv.registered())
+        if not isinstance(value, dict):  # the *_kwargs mappings and the curriculum
+            raise ValueError(f"{owner}: got {value!r}; allowed: a mapping (e.g. {{delta: 0.2}})")
+        return value
+
+    def check(self) -> None:
+        """The algorithm's rules across keys (after every key passed its own check)."""
+
+    @functools.cached_property
+    def environment(self) -> tuple[Any, Any]:
+        """``(env, env_params)`` = ``dcgenv.make(env, **env_kwargs)``, built once."""
+        try:
+            return dcgenv.make(self.env, **self.env_kwargs)
+        except ValueError as err:
+            raise ValueError(f"config key 'env_kwargs': {err}") from None
+
+    @functools.cached_property
+    def message_channel(self) -> comms.Channel:
+        """``dcgenv.comms.make(channel, **channel_kwargs)``, built once."""
+        try:
+            return comms.make(self.channel, **self.channel_kwargs)
+        except ValueError as err:
+            raise ValueError(f"config key 'channel_kwargs': {err}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig(Config):
+    """MAPPO (centralised critic on all observations) or IPPO (local critic), with CommNet
+    hops inside the actor (``comm: commnet``) or no communication: :mod:`agents.mappo`."""
+
+    algorithm: str = "mappo"
+    comm: str = "commnet"
+    hops: int = 1  # CommNet communication hops per step
+    aggregate: str = "attention"  # mean (CommNet), gated (IC3Net gate), attention (TarMAC)
+    encoder: str = "mlp"  # mlp or gru (recurrent actor, truncated BPTT over a rollout)
     team_reward: bool = False  # replace each agent's reward by the team mean
     # linear schedule of one float env param over training, e.g. IC3Net's add_rate curriculum:
     # {param: add_rate, start: 0.1, end: 0.3, begin: 0.1, finish: 0.5} (begin/finish: fractions
     # of num_updates); evaluation uses the environment's own value
     curriculum: dict = dataclasses.field(default_factory=dict)
-    # PPO
-    num_envs: int = 256
-    num_steps: int = 20
-    num_updates: int = 400
+    num_steps: int = 20  # rollout length per update
     update_epochs: int = 4
-    num_minibatches: int = 4
-    lr: float = 1e-3
+    num_minibatches: int = 4  # minibatches of environments
     anneal_lr: bool = True
-    max_grad_norm: float = 0.5
-    gamma: float = 0.9
     gae_lambda: float = 0.8
     clip_eps: float = 0.2
     ent_coef: float = 0.1
     vf_coef: float = 0.5
-    optimizer: str = "adam"  # adam (eps 1e-5) or rmsprop (decay 0.99, eps 1e-5: PyMARL's)
-    # IQL (num_envs episodes per iteration, num_updates iterations; num_steps is not used:
-    # an iteration collects whole episodes of the env's max_steps_in_episode)
+
+    CHOICES: ClassVar[dict[str, tuple]] = {
+        **Config.CHOICES, "algorithm": ("mappo", "ippo"), "comm": ("commnet", "none"),
+        "aggregate": ("mean", "gated", "attention"), "encoder": ("mlp", "gru")}
+
+    @property
+    def steps_per_update(self) -> int:
+        """Env steps one update plays, all seeds together."""
+        return self.num_envs * self.num_steps * self.num_seeds
+
+    def describe(self) -> str:
+        comm = (f"CommNet/{self.aggregate} x{self.hops} through {self.channel}"
+                if self.comm == "commnet" else "no comm")
+        return f"{self.algorithm}, {comm}, on {self.env}"
+
+    def check(self) -> None:
+        if self.num_envs % self.num_minibatches:
+            raise ValueError(f"config key 'num_minibatches': {self.num_minibatches} must divide "
+                             f"num_envs = {self.num_envs}")
+        if self.comm == "commnet" and self.hops == 0:
+            raise ValueError("config key 'hops': comm: commnet needs hops >= 1 "
+                             "(or set comm: none)")
+        if self.curriculum:
+            _check_curriculum(self.curriculum, self.environment[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class IQLConfig(Config):
+    """Independent Q-learning with recurrent Q-networks, PS or NPS, with learned messages
+    (``comm: message``) or none: :mod:`agents.iql`. ``num_envs`` episodes per iteration (of
+    the env's ``max_steps_in_episode`` steps), ``num_updates`` iterations."""
+
+    algorithm: str = "iql"
+    parameter_sharing: bool = True  # false: one parameter set per agent (NPS)
     gradient_steps: int = 1  # gradient steps per iteration, on batch_episodes episodes each
     batch_episodes: int = 32
     buffer_episodes: int = 5000  # replay buffer capacity in episodes (oldest overwritten)
@@ -76,93 +203,40 @@ class Config:
     epsilon_end: float = 0.05
     epsilon_steps: int = 50000  # env steps of linear epsilon decay (per seed)
     target_every: int = 200  # episodes between copies of the online to the target network
-    # run
-    seed: int = 0
-    num_seeds: int = 1  # seeds trained side by side (vmapped)
-    num_devices: int = 1  # env batch split over this many devices (0: all; agents/sharding)
-    log_every: int = 10  # progress callback every this many updates
-    checkpoint_every: int = 50  # orbax checkpoint every this many updates (and at the end)
-    eval_episodes: int = 1000  # greedy episodes evaluated at the end
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Config:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in fields:
-                close = difflib.get_close_matches(str(key), fields, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown config key {key!r}{hint}; allowed keys: "
-                                 f"{', '.join(sorted(fields))}")
-        floats = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, float)}
-        values = {k: _yaml_float(v) if k in floats else v for k, v in values.items()}
-        return cls(**values).validate()
+    CHOICES: ClassVar[dict[str, tuple]] = {
+        **Config.CHOICES, "algorithm": ("iql",), "comm": ("message", "none")}
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    @property
+    def steps_per_update(self) -> int:
+        """0: IQL counts the env steps it plays itself (its ``env_steps`` metric), as its
+        episodes end at different times."""
+        return 0
 
-    def validate(self) -> Config:
-        """Check every field (types, ranges, choices, env id and overrides, channel); return
-        ``self``. Builds the environment and the channel once, on the host, to check them."""
-        for f in dataclasses.fields(self):
-            value, default = getattr(self, f.name), f.default
-            if isinstance(default, bool):
-                ok, want = isinstance(value, bool), "true or false"
-            elif isinstance(default, int):
-                ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-                zero_ok = f.name in ("seed", "hops", "num_devices")
-                ok, want = ok and (value >= 0 if zero_ok else value >= 1), (
-                    "an integer >= 0" if zero_ok else "an integer >= 1")
-            elif isinstance(default, float):
-                ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-                ok, want = ok and value >= 0, "a number >= 0"
-            elif f.name in CHOICES:
-                ok, want = value in CHOICES[f.name], f"one of {', '.join(CHOICES[f.name])}"
-            elif f.name == "env":
-                ok, want = value in dcgenv.registered(), (
-                    f"a registered id: {', '.join(dcgenv.registered())}")
-            else:  # the *_kwargs mappings and the curriculum
-                ok, want = isinstance(value, dict), "a mapping (e.g. {delta: 0.2})"
-            if not ok:
-                raise ValueError(f"config key {f.name!r}: got {value!r}; allowed: {want}")
-        for name, high in (("gamma", 1.0), ("gae_lambda", 1.0), ("clip_eps", 1.0)):
-            if getattr(self, name) > high:
-                raise ValueError(f"config key {name!r}: got {getattr(self, name)!r}; "
-                                 f"allowed: a number in [0, {high}]")
-        if self.algorithm != "iql" and self.num_envs % self.num_minibatches:
-            raise ValueError(f"config key 'num_minibatches': {self.num_minibatches} must divide "
-                             f"num_envs = {self.num_envs}")
-        if self.num_devices > 1 and self.num_envs % self.num_devices:
-            raise ValueError(f"config key 'num_devices': {self.num_devices} must divide "
-                             f"num_envs = {self.num_envs}")
-        if self.algorithm == "iql":
-            if self.comm == "commnet":
-                raise ValueError("config key 'comm': algorithm iql takes comm: message or none")
-            if self.batch_episodes > self.buffer_episodes:
-                raise ValueError(f"config key 'batch_episodes': {self.batch_episodes} exceeds "
-                                 f"buffer_episodes = {self.buffer_episodes}")
-            if self.num_devices != 1:
-                raise ValueError("config key 'num_devices': IQL trains on one device (its "
-                                 "envs live inside each iteration, nothing to split); allowed: "
-                                 "1 — train seeds side by side with num_seeds instead")
-            if not self.epsilon_end <= self.epsilon_start <= 1:
-                raise ValueError("config keys 'epsilon_start', 'epsilon_end': need "
-                                 f"0 <= epsilon_end <= epsilon_start <= 1, got "
-                                 f"{self.epsilon_start}, {self.epsilon_end}")
-        else:
-            if self.comm == "message":
-                raise ValueError(f"config key 'comm': comm: message is IQL's; algorithm "
-                                 f"{self.algorithm} takes commnet or none")
-            if not self.parameter_sharing:
-                raise ValueError(f"config key 'parameter_sharing': algorithm {self.algorithm} "
-                                 "shares parameters across agents; false needs algorithm: iql")
-        if self.comm == "commnet" and self.hops == 0:
-            raise ValueError("config key 'hops': comm: commnet needs hops >= 1 "
-                             "(or set comm: none)")
-        _, params = dcgenv.make(self.env, **self.env_kwargs)  # ValueError naming bad overrides
-        make_channel(self)
-        if self.curriculum:
-            _check_curriculum(self.curriculum, params)
-        return self
+    def describe(self) -> str:
+        comm = f"messages through {self.channel}" if self.comm == "message" else "no comm"
+        return f"iql, {comm}, {'PS' if self.parameter_sharing else 'NPS'}, on {self.env}"
+
+    def check(self) -> None:
+        if self.batch_episodes > self.buffer_episodes:
+            raise ValueError(f"config key 'batch_episodes': {self.batch_episodes} exceeds "
+                             f"buffer_episodes = {self.buffer_episodes}")
+        if self.num_devices != 1:
+            raise ValueError("config key 'num_devices': IQL trains on one device (its envs "
+                             "live inside each iteration, nothing to split); allowed: 1 — "
+                             "train seeds side by side with num_seeds instead")
+        if self.epsilon_end > self.epsilon_start:
+            raise ValueError("config keys 'epsilon_start', 'epsilon_end': need "
+                             f"0 <= epsilon_end <= epsilon_start <= 1, got "
+                             f"{self.epsilon_start}, {self.epsilon_end}")
+        env, params = self.environment
+        if not isinstance(env.action_space(params), spaces.Discrete):
+            raise ValueError(f"config key 'env': IQL needs a Discrete action space; {self.env} "
+                             f"has {env.action_space(params)!r}")
+
+
+ALGORITHMS: dict[str, type[Config]] = {"mappo": PPOConfig, "ippo": PPOConfig,
+                                       "iql": IQLConfig}
 
 
 def _check_curriculum(c: dict, params) -> None:
@@ -172,12 +246,9 @@ def _check_curriculum(c: dict, params) -> None:
     if sorted(c) != sorted(keys):
         raise ValueError(f"config key 'curriculum': got keys {sorted(c)}; allowed: exactly "
                          f"{', '.join(keys)} (or an empty mapping)")
-    if c["param"] not in fields:
-        raise ValueError(f"config key 'curriculum': param {c['param']!r} is not a float field "
-                         f"of the env params; allowed: {', '.join(fields)}")
+    checks.choice("config key 'curriculum'", "param", c["param"], fields)
     for k in keys[1:]:
-        if not isinstance(c[k], numbers.Real) or isinstance(c[k], bool):
-            raise ValueError(f"config key 'curriculum': {k} must be a number, got {c[k]!r}")
+        checks.real("config key 'curriculum'", k, c[k])
     if not 0 <= c["begin"] <= c["finish"] <= 1:
         raise ValueError("config key 'curriculum': need 0 <= begin <= finish <= 1 (fractions of "
                          f"num_updates), got begin={c['begin']}, finish={c['finish']}")
@@ -191,20 +262,6 @@ def _yaml_float(value):
         except ValueError:
             return value
     return value
-
-
-def make_channel(config: Config) -> comms.Channel:
-    """The ``dcgenv.comms`` channel named by ``config.channel`` with ``channel_kwargs``."""
-    cls = CHANNELS[config.channel]
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(config.channel_kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(f"config key 'channel_kwargs': unknown {unknown} for channel "
-                         f"{config.channel!r}; allowed: {allowed or 'none'}")
-    try:
-        return cls(**config.channel_kwargs)
-    except ValueError as err:
-        raise ValueError(f"config key 'channel_kwargs': {err}") from None
 
 
 def make_optimizer(config: Config, lr) -> optax.GradientTransformation:

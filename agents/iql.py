@@ -1,20 +1,21 @@
 """Independent Q-learning (IQL) with recurrent Q-networks, PureJaxRL style, PS or NPS, with
 optional learned messages (arXiv 2401.15059's fully independent communication).
 
-    trainer = make_trainer(Config(algorithm="iql", env="PredatorPrey-magym-v0", ...))
+    trainer = make_trainer(IQLConfig(env="PredatorPrey-magym-v0", ...))
     state, metrics = jax.jit(trainer.run, static_argnums=1)(trainer.init(key), 100)
 
 One iteration (one "update" of the shared loop, :mod:`agents.loop`): ``num_envs`` whole
-episodes are played ε-greedily from fresh resets (``max_steps_in_episode`` steps; steps after
-an episode's end are computed but masked out and not counted) and added to an episode replay
-buffer that lives on device (flashbax's item buffer: it stores and samples whole episodes as
-pytrees, is a pure jittable function of its state, and vmaps over seeds — so no buffer of our
-own); then ``gradient_steps`` double-Q (or plain max) TD steps, each on ``batch_episodes``
-episodes sampled uniformly with replacement, once the buffer holds that many. The target
-network is a copy of the online one, refreshed every ``target_every`` episodes. ε decays
-linearly from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_steps`` env steps.
-Hyperparameters default to PyMARL's, which the paper's code builds on (RMSprop, γ = 0.99,
-target every 200 episodes, batch 32 episodes, buffer 5000): see ``configs/iql_*.yaml``.
+episodes are played epsilon-greedily from fresh resets (``max_steps_in_episode`` steps; steps
+after an episode's end are computed but masked out and not counted) and added to an episode
+replay buffer that lives on device (flashbax's item buffer: it stores and samples whole
+episodes as pytrees, is a pure jittable function of its state, and vmaps over seeds — so no
+buffer of our own); then ``gradient_steps`` double-Q (or plain max) TD steps, each on
+``batch_episodes`` episodes sampled uniformly with replacement, once the buffer holds that
+many. The target network is a copy of the online one, refreshed every ``target_every``
+episodes. Epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over
+``epsilon_steps`` env steps. The configs (``configs/iql_*.yaml``) use PyMARL's hyperparameters,
+which the paper's code builds on (RMSprop, gamma = 0.99, target every 200 episodes, batch 32
+episodes, buffer 5000).
 
 Networks (flax.linen), per agent: the Q-network is PyMARL's RNN agent (Dense + ReLU -> GRU ->
 Dense to Q-values). With ``comm: message`` each agent also has a message network (obs -> 64 ->
@@ -44,11 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import dcgenv
 from agents import networks as nets
-from agents.config import Config, make_channel, make_optimizer
-from agents.loop import make_loop
-from dcgenv import comms, spaces
+from agents.config import IQLConfig, make_optimizer
+from agents.loop import Trainer, make_loop, read_info
+from dcgenv import comms
 
 
 class Runner(NamedTuple):
@@ -61,18 +61,17 @@ class Runner(NamedTuple):
     episodes: jax.Array  # int32: episodes played so far
     env_steps: jax.Array  # int32: env steps played so far (filled steps only)
     key: jax.Array
+    per_env_fields = ()  # the envs live only inside an iteration (agents.loop)
 
 
-class Trainer(NamedTuple):
-    config: Config
-    env: Any
-    env_params: Any
-    init: Any  # key -> (Runner batched over seeds, update index)
-    run: Any  # (state, length, end) -> (state, metrics [length, ...] seed-mean)
-    evaluate: Any  # (params of one seed, key, episodes) -> dict of greedy metrics
-    collect: Any  # (params, key, epsilon, num_episodes) -> (episodes, stats) for one seed
-    loss: Any  # (params, target, episodes, key) -> (loss, parts)
-    buffer: Any  # the flashbax buffer (init/add/sample/can_sample)
+class Episodes(NamedTuple):
+    """Whole episodes, as stored in the replay buffer (``[E, ...]`` for a batch)."""
+
+    obs: jax.Array  # [T+1, N, D] features; obs[t+1] follows step t (the final one at the end)
+    action: jax.Array  # [T, N] int32
+    reward: jax.Array  # [T, N]
+    terminated: jax.Array  # [T] bool
+    filled: jax.Array  # [T] bool: the step belongs to the episode (not after its end)
 
 
 class QNetwork(nn.Module):
@@ -115,6 +114,85 @@ class MessageNetwork(nn.Module):
         return nn.Dense(self.message_dim)(x)
 
 
+class Agents:
+    """The ``N`` agents' networks, PS (one parameter set, vmapped with ``in_axes=None``) or NPS
+    (one set per agent, stacked along a leading axis): each agent's Q-network sees its
+    observation and, with ``comm: message``, the messages of every agent's message network of
+    the same step, sent through the channel."""
+
+    def __init__(self, config: IQLConfig, num_agents: int, num_actions: int):
+        self.config, self.num_agents = config, num_agents
+        self.p_axis = None if config.parameter_sharing else 0  # agent axis of the parameters
+        self.use_comm, self.channel = config.comm == "message", config.message_channel
+        self.msg_shape = self.channel.message_shape(1, config.message_dim)
+        self.msg_size = int(np.prod(self.msg_shape))
+        self.qnet = QNetwork(num_actions, config.hidden)
+        self.msgnet = MessageNetwork(self.msg_size)
+
+    def init(self, key, x):
+        """Parameters for one env-step's observations ``x [N, D]``."""
+        width = x.shape[-1] + (self.num_agents * self.msg_size if self.use_comm else 0)
+        one = lambda agent_key: {
+            "q": self.qnet.init(agent_key, jnp.zeros(self.config.hidden), jnp.zeros(width)),
+            **({"message": self.msgnet.init(jax.random.fold_in(agent_key, 1), x[0])}
+               if self.use_comm else {})}
+        if self.config.parameter_sharing:
+            return one(key)
+        return jax.vmap(one)(jax.random.split(key, self.num_agents))
+
+    def per_agent(self, method, *args):
+        """A QNetwork method applied to all agents of one env-step."""
+        in_axes = (self.p_axis,) + (0,) * (len(args) - 1)
+        return jax.vmap(lambda p, *a: self.qnet.apply(p, *a, method=method),
+                        in_axes=in_axes)(*args)
+
+    def inputs(self, params, x, key, train):
+        """One env-step ``x [N, D]`` -> Q-network inputs ``[N, D + N*m]`` (observation, then
+        the step's messages; detached but one's own under NPS), channel bits and cost summed
+        over senders."""
+        if not self.use_comm:
+            return x, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
+        num_agents, size = self.num_agents, self.msg_size
+        z = jax.vmap(self.msgnet.apply, in_axes=(self.p_axis, 0))(params["message"], x)
+        send = lambda sender_key, message: self.channel.send(sender_key, message, train=train)
+        z_hat, stats = jax.vmap(send)(jax.random.split(key, num_agents),
+                                      z.reshape(num_agents, *self.msg_shape))
+        z_hat = z_hat.reshape(num_agents, size)
+        view = (jnp.broadcast_to(z_hat[None], (num_agents, num_agents, size))
+                if self.config.parameter_sharing else comms.stop_incoming(z_hat))
+        x = jnp.concatenate([x, view.reshape(num_agents, num_agents * size)], -1)
+        return x, stats["bits"].sum(), stats["cost"].sum()
+
+    def step(self, params, carry, x, key, train):
+        """One env-step, all agents: ``(carry [N, H], q [N, A], channel bits)``. Every
+        episode starts from a zero carry (episodes are played, and replayed, from their
+        first step)."""
+        x, bits, _ = self.inputs(params, x, key, train)
+        hidden = self.per_agent(QNetwork.embed, params["q"], x)
+        carry, hidden = self.per_agent(QNetwork.recur, params["q"], carry, hidden)
+        return carry, self.per_agent(QNetwork.head, params["q"], hidden), bits
+
+    def unroll(self, params, obs, key, train):
+        """Q-values ``[B, T+1, N, A]`` of the episodes ``obs [B, T+1, N, D]``, and the
+        channel cost summed over senders, averaged over (episode, step). Messages, embeddings
+        and read-outs are computed for all steps at once; only the GRU cell runs in the scan."""
+        batch, length = obs.shape[:2]
+        keys = jax.random.split(key, batch * length).reshape(batch, length)
+        x, _, cost = jax.vmap(jax.vmap(lambda *a: self.inputs(params, *a, train)))(obs, keys)
+        embedded = jax.vmap(jax.vmap(
+            lambda x: self.per_agent(QNetwork.embed, params["q"], x)))(x)
+
+        def recur(carry, embedded_t):  # one step of all episodes
+            return jax.vmap(lambda *a: self.per_agent(QNetwork.recur, params["q"], *a))(
+                carry, embedded_t)
+
+        carry = jnp.zeros((batch, self.num_agents, self.config.hidden))
+        _, hidden = jax.lax.scan(recur, carry, jnp.swapaxes(embedded, 0, 1))
+        q = jax.vmap(jax.vmap(
+            lambda hidden: self.per_agent(QNetwork.head, params["q"], hidden)))(hidden)
+        return jnp.swapaxes(q, 0, 1), cost.mean()
+
+
 def make_buffer(capacity: int, batch: int):
     """The episode replay buffer: flashbax's item buffer (uniform sampling with replacement
     of ``batch`` stored episodes; ``can_sample`` once ``batch`` are stored)."""
@@ -122,207 +200,155 @@ def make_buffer(capacity: int, batch: int):
                                 add_batches=True)
 
 
-def make_trainer(config: Config, progress=None) -> Trainer:
-    """Build everything (validating ``config`` first); ``progress(update, metrics)`` is called
-    from inside the compiled loop every ``config.log_every`` iterations."""
-    cfg = config.validate()
-    if cfg.algorithm != "iql":
-        raise ValueError(f"agents.iql trains algorithm: iql, got {cfg.algorithm!r}")
-    env, env_params = dcgenv.make(cfg.env, **cfg.env_kwargs)
-    space = env.action_space(env_params)
-    if not isinstance(space, spaces.Discrete):
-        raise ValueError(f"IQL needs a Discrete action space; {cfg.env} has {space!r}")
-    n, E, T, A = env.num_agents, cfg.num_envs, env_params.max_steps_in_episode, int(space.n)
-    ps, use_comm = cfg.parameter_sharing, cfg.comm == "message"
-    p_axis = None if ps else 0
-    channel = make_channel(cfg)
-    msg_shape = channel.message_shape(1, cfg.message_dim)
-    msg_size = int(np.prod(msg_shape))
-    qnet = QNetwork(A, cfg.hidden)
-    msgnet = MessageNetwork(msg_size)
-    tx = make_optimizer(cfg, cfg.lr)
-    buffer = make_buffer(cfg.buffer_episodes, cfg.batch_episodes)
+def epsilon(config: IQLConfig, env_steps):
+    """Exploration after ``env_steps`` steps: linear from ``epsilon_start`` to ``epsilon_end``."""
+    frac = jnp.clip(env_steps / config.epsilon_steps, 0.0, 1.0)
+    return config.epsilon_start + (config.epsilon_end - config.epsilon_start) * frac
 
-    def features(obs):  # one env's obs -> [N, D]
-        return nets.flatten_obs(obs, n, cfg.agent_id)
 
-    def inputs(params, x, key, train):
-        """One env-step ``x [N, D]`` -> Q-network inputs ``[N, D + N*m]`` (observation, then
-        the step's messages; detached but one's own under NPS), channel bits and cost summed
-        over senders."""
-        if not use_comm:
-            return x, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
-        z = jax.vmap(msgnet.apply, in_axes=(p_axis, 0))(params["message"], x)
-        z_hat, stats = jax.vmap(lambda k, m: channel.send(k, m, train=train))(
-            jax.random.split(key, n), z.reshape(n, *msg_shape))
-        z_hat = z_hat.reshape(n, msg_size)
-        view = comms.stop_incoming(z_hat) if not ps else jnp.broadcast_to(
-            z_hat[None], (n, n, msg_size))
-        x = jnp.concatenate([x, view.reshape(n, n * msg_size)], -1)
-        return x, stats["bits"].sum(), stats["cost"].sum()
+def td_loss(config: IQLConfig, q, q_target, episodes: Episodes, comm_cost):
+    """Squared TD error of the Q-values ``q`` ``[B, T+1, N, A]`` against the target network's
+    ``q_target`` on ``episodes``: ``(total, parts)``; ``parts["per_agent"]`` ``[N]`` is each
+    agent's own TD loss (the total is their mean plus ``comm_coef * comm_cost``)."""
+    q_next_target = q_target[:, 1:]
+    taken = jnp.take_along_axis(q[:, :-1], episodes.action[..., None], -1)[..., 0]
+    chooser = jax.lax.stop_gradient(q[:, 1:]) if config.double_q else q_next_target
+    best = jnp.argmax(chooser, -1)
+    q_next = jnp.take_along_axis(q_next_target, best[..., None], -1)[..., 0]
+    cont = (1.0 - episodes.terminated.astype(jnp.float32))[..., None]
+    y = jax.lax.stop_gradient(episodes.reward + config.gamma * cont * q_next)
+    mask = episodes.filled.astype(jnp.float32)[..., None]  # [B, T, 1]
+    per_agent = jnp.sum(mask * (taken - y) ** 2, (0, 1)) / jnp.maximum(mask.sum(), 1.0)
+    total = per_agent.mean() + config.comm_coef * comm_cost
+    num_agents = q.shape[2]
+    return total, {"loss": total, "per_agent": per_agent, "comm_cost": comm_cost,
+                   "q_taken": jnp.sum(mask * taken) / jnp.maximum(mask.sum() * num_agents, 1.0)}
 
-    def per_agent(method, *args):  # apply a QNetwork method to all agents of one env-step
-        in_axes = (p_axis,) + (0,) * (len(args) - 1)
-        return jax.vmap(lambda p, *a: qnet.apply(p, *a, method=method), in_axes=in_axes)(*args)
 
-    def q_values(params, carry, x, key, train):
-        """One env, all agents: ``(carry [N, H], q [N, A], bits, cost)``. Every episode starts
-        from a zero carry (episodes are played, and replayed, from their first step)."""
-        x, bits, cost = inputs(params, x, key, train)
-        e = per_agent(QNetwork.embed, params["q"], x)
-        carry, h = per_agent(QNetwork.recur, params["q"], carry, e)
-        return carry, per_agent(QNetwork.head, params["q"], h), bits, cost
+def make_trainer(config: IQLConfig, progress=None) -> Trainer:
+    """The trainer of ``config``; ``progress(update, metrics)`` is called from inside the
+    compiled loop every ``config.log_every`` iterations."""
+    env, env_params = config.environment
+    num_agents, E, T = env.num_agents, config.num_envs, env_params.max_steps_in_episode
+    num_actions = int(env.action_space(env_params).n)
+    agents = Agents(config, num_agents, num_actions)
+    tx = make_optimizer(config, config.lr)
+    buffer = make_buffer(config.buffer_episodes, config.batch_episodes)
+    features = jax.vmap(lambda obs: nets.flatten_obs(obs, num_agents, config.agent_id))
 
-    def init_params(key, x):
-        width = x.shape[-1] + (n * msg_size if use_comm else 0)
-        one = lambda k: {"q": qnet.init(k, jnp.zeros(cfg.hidden), jnp.zeros(width)),
-                         **({"message": msgnet.init(jax.random.fold_in(k, 1), x[0])}
-                            if use_comm else {})}
-        return one(key) if ps else jax.vmap(one)(jax.random.split(key, n))
-
-    def collect(params, key, epsilon, num_episodes: int, greedy: bool = False):
-        """``num_episodes`` episodes from fresh resets: ``(episodes, stats)`` where
-        ``episodes`` = ``{obs [E, T+1, N, D], action [E, T, N], reward [E, T, N],
-        term [E, T], filled [E, T]}`` (``obs[:, t+1]`` is the observation after step ``t``,
-        the episode's final one at its end)."""
-        k_reset, k_run = jax.random.split(key)
-        obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(k_reset, num_episodes), env_params)
-        x0 = jax.vmap(features)(obs)
-
-        def step(c, k):
-            obs, state, carry, running = c
-            k_comm, k_explore, k_rand, k_env = jax.random.split(k, 4)
-            x = jax.vmap(features)(obs)
-            carry, q, bits, _ = jax.vmap(lambda *a: q_values(params, *a, train=not greedy))(
-                carry, x, jax.random.split(k_comm, num_episodes))
-            action = jnp.argmax(q, -1)
-            if not greedy:
-                explore = jax.random.uniform(k_explore, action.shape) < epsilon
-                action = jnp.where(explore, jax.random.randint(k_rand, action.shape, 0, A),
-                                   action)
-            obs, state, reward, term, trunc, info = jax.vmap(
-                env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k_env, num_episodes), state, action, env_params)
-            done = term | trunc
-            success = info.get("success", jnp.zeros_like(done))
-            out = dict(x_next=jax.vmap(features)(info["final_observation"]), action=action,
-                       reward=reward.astype(jnp.float32), term=term, filled=running,
-                       bits=bits * running, success=success & done & running)
-            return (obs, state, carry, running & ~done), out
-
-        carry = jnp.zeros((num_episodes, n, cfg.hidden))
-        running = jnp.ones(num_episodes, bool)
-        _, tr = jax.lax.scan(step, (obs, state, carry, running), jax.random.split(k_run, T))
-        tr = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), tr)  # [E, T, ...]
-        episodes = {"obs": jnp.concatenate([x0[:, None], tr["x_next"]], 1),
-                    "action": tr["action"].astype(jnp.int32), "reward": tr["reward"],
-                    "term": tr["term"], "filled": tr["filled"]}
-        filled = tr["filled"].astype(jnp.float32)
-        stats = {"return": jnp.mean(jnp.sum(tr["reward"].mean(-1) * filled, 1)),
-                 "success": jnp.mean(jnp.any(tr["success"], 1).astype(jnp.float32)),
-                 "length": jnp.mean(filled.sum(1)), "steps": filled.sum().astype(jnp.int32),
-                 "bits": tr["bits"].sum(), "messages": n * filled.sum() * use_comm}
-        return episodes, stats
-
-    def unroll(params, obs, key, train):
-        """Q-values ``[B, T+1, N, A]`` of the episodes ``obs [B, T+1, N, D]``, and the
-        channel cost summed over senders, averaged over (episode, step). Messages, embeddings
-        and read-outs are computed for all steps at once; only the GRU cell runs in the scan."""
-        B = obs.shape[0]
-        keys = jax.random.split(key, B * (T + 1)).reshape(B, T + 1)
-        x, _, cost = jax.vmap(jax.vmap(lambda x, k: inputs(params, x, k, train)))(obs, keys)
-        e = jax.vmap(jax.vmap(lambda x: per_agent(QNetwork.embed, params["q"], x)))(x)
-
-        def step(carry, e_t):
-            return jax.vmap(lambda c, e: per_agent(QNetwork.recur, params["q"], c, e))(carry, e_t)
-
-        _, h = jax.lax.scan(step, jnp.zeros((B, n, cfg.hidden)), jnp.swapaxes(e, 0, 1))
-        q = jax.vmap(jax.vmap(lambda h: per_agent(QNetwork.head, params["q"], h)))(h)
-        return jnp.swapaxes(q, 0, 1), cost.mean()
-
-    def loss(params, target, episodes, key):
-        """TD loss on a batch of episodes: ``(total, parts)``; ``parts["per_agent"]`` [N] is
-        each agent's own TD loss (the total is their mean plus the comm cost term). The target
-        network's unroll is a separate forward pass that the gradient does not reach (running
-        it vmapped beside the online one made the backward pass cover it too: 1.6x slower)."""
-        q, cost = unroll(params, episodes["obs"], key, True)
-        q_target, _ = unroll(jax.lax.stop_gradient(target), episodes["obs"], key, True)
-        q_next_target = q_target[:, 1:]
-        taken = jnp.take_along_axis(q[:, :-1], episodes["action"][..., None], -1)[..., 0]
-        chooser = jax.lax.stop_gradient(q[:, 1:]) if cfg.double_q else q_next_target
-        best = jnp.argmax(chooser, -1)
-        q_next = jnp.take_along_axis(q_next_target, best[..., None], -1)[..., 0]
-        cont = (1.0 - episodes["term"].astype(jnp.float32))[..., None]
-        y = jax.lax.stop_gradient(episodes["reward"] + cfg.gamma * cont * q_next)
-        mask = episodes["filled"].astype(jnp.float32)[..., None]  # [B, T, 1]
-        per_agent = jnp.sum(mask * (taken - y) ** 2, (0, 1)) / jnp.maximum(mask.sum(), 1.0)
-        total = per_agent.mean() + cfg.comm_coef * cost
-        return total, {"loss": total, "per_agent": per_agent, "comm_cost": cost,
-                       "q_taken": jnp.sum(mask * taken) / jnp.maximum(mask.sum() * n, 1.0)}
-
-    def epsilon(env_steps):
-        frac = jnp.clip(env_steps / cfg.epsilon_steps, 0.0, 1.0)
-        return cfg.epsilon_start + (cfg.epsilon_end - cfg.epsilon_start) * frac
-
-    def init(key):
+    def init(key) -> Runner:
         k_params, k_env, key = jax.random.split(key, 3)
         obs, _ = env.reset(k_env, env_params)
-        params = init_params(k_params, features(obs))
+        params = agents.init(k_params, nets.flatten_obs(obs, num_agents, config.agent_id))
         episodes, _ = jax.eval_shape(lambda: collect(params, k_env, 1.0, 1))
-        item = jax.tree.map(lambda s: jnp.zeros(s.shape[1:], s.dtype), episodes)
+        item = jax.tree.map(lambda spec: jnp.zeros(spec.shape[1:], spec.dtype), episodes)
         return Runner(params, params, tx.init(params), buffer.init(item),
                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), key)
 
-    def gradient_step(buffer_state, target, carry, key):
-        params, opt_state = carry
-        k_sample, k_loss = jax.random.split(key)
-        batch = buffer.sample(buffer_state, k_sample).experience
-        grads, parts = jax.grad(loss, has_aux=True)(params, target, batch, k_loss)
-        upd, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, upd), opt_state), {
-            k: v for k, v in parts.items() if k != "per_agent"}
+    # COLLECT EPISODES
+    def collect(params, key, eps, num_episodes: int, greedy: bool = False):
+        """``num_episodes`` episodes from fresh resets, epsilon-greedy with ``eps`` (greedy:
+        argmax, channel in evaluation mode): ``(Episodes, stats)``."""
+        k_reset, k_run = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(k_reset, num_episodes), env_params)
 
-    def update(runner: Runner, i=0):
+        def step(loop_state, step_key):
+            obs, state, carry, running = loop_state
+            k_comm, k_explore, k_rand, k_env = jax.random.split(step_key, 4)
+            carry, q, bits = jax.vmap(lambda *a: agents.step(params, *a, not greedy))(
+                carry, features(obs), jax.random.split(k_comm, num_episodes))
+            action = jnp.argmax(q, -1)
+            if not greedy:
+                explore = jax.random.uniform(k_explore, action.shape) < eps
+                action = jnp.where(
+                    explore, jax.random.randint(k_rand, action.shape, 0, num_actions), action)
+            obs, state, reward, terminated, truncated, info = jax.vmap(
+                env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_env, num_episodes), state, action, env_params)
+            done = terminated | truncated
+            step_info = read_info(info, done)
+            out = (features(step_info.final_observation), action.astype(jnp.int32),
+                   reward.astype(jnp.float32), terminated, running, bits * running,
+                   step_info.success & done & running)
+            return (obs, state, carry, running & ~done), out
+
+        carry = jnp.zeros((num_episodes, num_agents, config.hidden))
+        running = jnp.ones(num_episodes, bool)
+        _, out = jax.lax.scan(step, (obs, state, carry, running), jax.random.split(k_run, T))
+        x_next, action, reward, terminated, filled, bits, success = jax.tree.map(
+            lambda x: jnp.swapaxes(x, 0, 1), out)  # [E, T, ...]
+        episodes = Episodes(jnp.concatenate([features(obs)[:, None], x_next], 1), action,
+                            reward, terminated, filled)
+        filled = filled.astype(jnp.float32)
+        stats = {"return": jnp.mean(jnp.sum(reward.mean(-1) * filled, 1)),
+                 "success": jnp.mean(jnp.any(success, 1).astype(jnp.float32)),
+                 "length": jnp.mean(filled.sum(1)), "steps": filled.sum().astype(jnp.int32),
+                 "bits": bits.sum(), "messages": num_agents * filled.sum() * agents.use_comm}
+        return episodes, stats
+
+    # UPDATE NETWORK
+    def loss(params, target, episodes: Episodes, key):
+        """The TD loss of ``params`` on ``episodes``: ``(total, parts)``. The target network's
+        unroll is a separate forward pass, outside the gradient, so the backward pass covers
+        only the online network."""
+        q, cost = agents.unroll(params, episodes.obs, key, True)
+        q_target, _ = agents.unroll(jax.lax.stop_gradient(target), episodes.obs, key, True)
+        return td_loss(config, q, q_target, episodes, cost)
+
+    def learn(runner: Runner, key) -> tuple[Runner, dict]:
+        """``gradient_steps`` TD steps on batches sampled from the buffer (NaN losses and no
+        step until it holds ``batch_episodes``), then the target network's refresh."""
+        def gradient_step(state, step_key):
+            params, opt_state = state
+            k_sample, k_loss = jax.random.split(step_key)
+            batch = buffer.sample(runner.buffer, k_sample).experience
+            grads, parts = jax.grad(loss, has_aux=True)(params, runner.target, batch, k_loss)
+            upd, opt_state = tx.update(grads, opt_state, params)
+            parts = {k: v for k, v in parts.items() if k != "per_agent"}
+            return (optax.apply_updates(params, upd), opt_state), parts
+
+        def steps(state):  # the buffer is read here, never passed through the cond
+            return jax.lax.scan(gradient_step, state,
+                                jax.random.split(key, config.gradient_steps))
+
+        def wait(state):
+            nan = jnp.full(config.gradient_steps, jnp.nan, jnp.float32)
+            return state, {"loss": nan, "comm_cost": nan, "q_taken": nan}
+
+        (params, opt_state), parts = jax.lax.cond(
+            buffer.can_sample(runner.buffer), steps, wait, (runner.params, runner.opt_state))
+        refresh = (runner.episodes // config.target_every
+                   > (runner.episodes - E) // config.target_every)
+        target = jax.tree.map(lambda old, new: jnp.where(refresh, new, old), runner.target,
+                              params)
+        return runner._replace(params=params, opt_state=opt_state, target=target), parts
+
+    def update(runner: Runner, iteration=0):
         """One iteration for one seed: play ``num_envs`` episodes, store them, learn."""
         key, k_collect, k_learn = jax.random.split(runner.key, 3)
-        eps = epsilon(runner.env_steps)
+        eps = epsilon(config, runner.env_steps)
         episodes, stats = collect(runner.params, k_collect, eps, E)
         runner = runner._replace(buffer=buffer.add(runner.buffer, episodes), key=key,
                                  episodes=runner.episodes + E,
                                  env_steps=runner.env_steps + stats["steps"])
-
-        def learn(carry):  # the buffer is read here, never passed through the cond
-            step = lambda c, k: gradient_step(runner.buffer, runner.target, c, k)
-            return jax.lax.scan(step, carry, jax.random.split(k_learn, cfg.gradient_steps))
-
-        def wait(carry):
-            nan = jnp.full(cfg.gradient_steps, jnp.nan, jnp.float32)
-            return carry, {"loss": nan, "comm_cost": nan, "q_taken": nan}
-
-        (params, opt_state), parts = jax.lax.cond(
-            buffer.can_sample(runner.buffer), learn, wait, (runner.params, runner.opt_state))
-        runner = runner._replace(params=params, opt_state=opt_state)
-        refresh = runner.episodes // cfg.target_every > (runner.episodes - E) // cfg.target_every
-        target = jax.tree.map(lambda t, p: jnp.where(refresh, p, t), runner.target,
-                              runner.params)
-        runner = runner._replace(target=target)
+        runner, parts = learn(runner, k_learn)
         metrics = {"success": stats["success"], "return": stats["return"],
                    "length": stats["length"], "epsilon": eps,
                    # env steps so far, all seeds together (the loop averages over seeds)
-                   "env_steps": runner.env_steps.astype(jnp.float32) * cfg.num_seeds,
+                   "env_steps": runner.env_steps.astype(jnp.float32) * config.num_seeds,
                    "bits_per_message": stats["bits"] / jnp.maximum(stats["messages"], 1.0),
                    **{k: jnp.nanmean(v) for k, v in parts.items()}}
         return runner, metrics
 
-    init_seeds, run = make_loop(init, update, cfg.num_seeds, cfg.log_every, progress)
+    init_seeds, run = make_loop(init, update, config.num_seeds, config.log_every, progress)
 
     def evaluate(params, key, episodes: int):
-        """Greedy policy (ε = 0, channel in evaluation mode), ``episodes`` episodes."""
+        """The greedy policy (epsilon 0, channel in evaluation mode) for ``episodes``."""
         _, stats = collect(params, key, 0.0, episodes, greedy=True)
         return {"episodes": jnp.asarray(episodes, jnp.float32), "success": stats["success"],
                 "return": stats["return"], "length": stats["length"],
                 "bits_per_message": stats["bits"] / jnp.maximum(stats["messages"], 1.0),
                 "env_bits_per_episode": jnp.zeros((), jnp.float32)}
 
-    return Trainer(cfg, env, env_params, init_seeds, run, evaluate, collect, loss, buffer)
+    return Trainer(config, env, env_params, init_seeds, run, evaluate, collect, learn, loss)

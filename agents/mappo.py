@@ -1,6 +1,6 @@
 """MAPPO / IPPO with an optional CommNet actor, PureJaxRL style.
 
-    train = agents.make_train(Config(env="TrafficJunction-easy-v0"))
+    train = agents.make_train(PPOConfig(env="TrafficJunction-easy-v0"))
     out = jax.jit(train)(jax.random.key(0))   # compiles whole; seeds vmapped inside
 
 One update = a rollout of ``num_steps`` steps in ``num_envs`` vmapped environments, GAE, then
@@ -18,7 +18,7 @@ not alive in the final observation: value 0 after it), so cars that take a freed
 not inherit the previous car's return. ``team_reward`` replaces each reward by the team mean.
 
 :func:`make_trainer` exposes the pieces the CLI needs (``init``, ``run`` a chunk of updates,
-greedy ``evaluate``); ``agents.make_train`` composes them into one ``train(key)``.
+greedy ``evaluate``) and, for tests, ``collect``, ``learn`` and ``loss``.
 """
 
 from __future__ import annotations
@@ -31,241 +31,315 @@ import optax
 
 import dcgenv
 from agents import networks as nets
-from agents.config import Config, make_channel, make_optimizer
-from agents.loop import make_loop
+from agents.config import PPOConfig, make_optimizer
+from agents.loop import Trainer, logged_success, make_loop, read_info
 
 
 class Runner(NamedTuple):
     """Everything one seed's training carries from update to update."""
 
-    params: Any
+    params: Any  # {"actor": ..., "critic": ...}
     opt_state: Any
     env_state: Any
     obs: Any
     carry: jax.Array  # [E, N, H] actor recurrent state (unused by the MLP encoder)
     reset: jax.Array  # [E] bool: the next step starts an episode
     key: jax.Array
+    per_env_fields = ("env_state", "obs", "carry", "reset")  # env axis first (agents.loop)
 
 
-class Trainer(NamedTuple):
-    config: Config
-    env: Any
-    env_params: Any
-    init: Any  # key -> (Runner batched over seeds, update index)
-    run: Any  # (state, length, end) -> (state, metrics [length, ...] seed-mean)
-    evaluate: Any  # (params of one seed, key, episodes) -> dict of greedy metrics
-    collect: Any  # Runner -> (Runner, batch): one seed's rollout and GAE
-    learn: Any  # (Runner, batch) -> (Runner, mean losses): one seed's PPO epochs
-    loss: Any  # (params, batch) -> (loss, parts) on the whole batch
+class Transition(NamedTuple):
+    """One step of the ``E`` environments (a rollout stacks ``T`` of them: ``[T, E, ...]``)."""
+
+    obs: jax.Array  # [E, N, D] observations, flattened (agent id appended)
+    alive: jax.Array  # [E, N] bool
+    reset: jax.Array  # [E] bool: this step starts an episode (the GRU carry is zeroed)
+    comm_key: jax.Array  # [E, 2] raw key data of this step's channel noise (the loss replays it)
+    action: Any
+    log_prob: jax.Array  # [E, N]
+    value: jax.Array  # [E, N]
+    next_value: jax.Array  # [E, N] critic on info["final_observation"]
+    leaves: jax.Array  # [E, N] bool: alive now, not alive in the final observation
+    reward: jax.Array  # [E, N]
+    terminated: jax.Array  # [E]
+    done: jax.Array  # [E] terminated | truncated
+    bits: jax.Array  # [E] CommNet channel bits (the learner's own messages)
+    messages: jax.Array  # [E] CommNet messages sent
+    env_bits: jax.Array  # [E] info["bits"]: the env's own messages
+    episode_end: jax.Array  # [E] bool: an episode ended (LogWrapper's returned_episode)
+    success: jax.Array  # [E] bool: ... and succeeded
+    team_return: jax.Array  # [E] ... with this team return
 
 
-def _masked_mean(x, mask):
+class Batch(NamedTuple):
+    """What one update learns from: a rollout and its GAE."""
+
+    carry: jax.Array  # [E, N, H] the actor's recurrent state at the rollout's start
+    traj: Transition  # [T, E, ...]
+    advantages: jax.Array  # [T, E, N]
+    targets: jax.Array  # [T, E, N]
+
+
+# The pieces make_trainer composes, in the order an update runs them: acting (networks,
+# observations, values), advantages (gae), the PPO loss (replay, ppo_loss), metrics.
+
+
+def make_networks(config: PPOConfig, env, env_params) -> tuple[nets.Actor, nets.Critic]:
+    """The CommNet actor (no hops without ``comm: commnet``) and the critic (centralised for
+    MAPPO, local for IPPO)."""
+    actor = nets.Actor(nets.head_spec(env.action_space(env_params)), config.hidden,
+                       config.encoder, config.hops if config.comm == "commnet" else 0,
+                       config.message_dim, config.aggregate, config.message_channel)
+    return actor, nets.Critic(config.hidden, centralised=config.algorithm == "mappo")
+
+
+def observe(obs, num_agents: int, agent_id: bool):
+    """One env's obs -> (features ``[N, D]``, alive ``[N]``: the env's ``alive``/``active``
+    mask where its obs has one, else all True)."""
+    x = nets.flatten_obs(obs, num_agents, agent_id)
+    key = next((k for k in ("alive", "active") if isinstance(obs, dict) and k in obs), None)
+    return x, (jnp.ones(num_agents, bool) if key is None else obs[key].astype(bool))
+
+
+def critic_values(critic, params, x):
+    """Values ``[E, N]`` of the features ``x`` ``[E, N, D]`` of ``E`` environments."""
+    return jax.vmap(lambda obs: critic.apply(params["critic"], obs))(x)
+
+
+def curriculum_params(config: PPOConfig, env_params, iteration):
+    """Env params for training update ``iteration``: ``config.curriculum`` applied."""
+    if not config.curriculum:
+        return env_params
+    schedule = config.curriculum
+    weight = jnp.clip((iteration / config.num_updates - schedule["begin"])
+                      / max(schedule["finish"] - schedule["begin"], 1e-9), 0.0, 1.0)
+    value = schedule["start"] + (schedule["end"] - schedule["start"]) * weight
+    return env_params.replace(**{schedule["param"]: value})
+
+
+def gae(config: PPOConfig, traj: Transition) -> tuple[jax.Array, jax.Array]:
+    """Per-agent GAE(lambda) over a rollout: ``(advantages, targets)``, both ``[T, E, N]``.
+    A trace is cut where the episode ends (bootstrapping unless terminated) and where the
+    agent leaves."""
+    def back(next_adv, t):
+        done, leaves, next_value, reward, terminated, value = t
+        cont = 1.0 - leaves
+        boot = next_value * (1.0 - terminated[:, None]) * cont
+        delta = reward + config.gamma * boot - value
+        adv = delta + config.gamma * config.gae_lambda * (1.0 - done[:, None]) * cont * next_adv
+        return adv, adv
+    seq = tuple(x.astype(jnp.float32) for x in (traj.done, traj.leaves, traj.next_value,
+                                                 traj.reward, traj.terminated, traj.value))
+    _, advantages = jax.lax.scan(back, jnp.zeros_like(traj.value[0]), seq, reverse=True)
+    return advantages, advantages + traj.value
+
+
+def replay(config: PPOConfig, actor, critic, params, batch: Batch):
+    """The actor and critic of ``params`` on ``batch``'s rollout, its messages replayed from
+    the stored comm keys (a GRU actor from the rollout's first carry): ``log_prob``,
+    ``entropy``, ``value`` ``[T, E, N]`` and the channel cost ``[T, E]``."""
+    def evaluate_actions(carry, step):  # one env
+        carry, dists, comm = actor.apply(params["actor"], carry, step.obs, step.alive,
+                                         step.reset, jax.random.wrap_key_data(step.comm_key),
+                                         True)
+        return carry, nets.log_prob(dists, step.action), nets.entropy(dists), comm["cost"]
+    seq = batch.traj._replace(**{f: None for f in Transition._fields
+                                 if f not in ("obs", "alive", "reset", "comm_key", "action")})
+    if config.encoder == "gru":  # truncated BPTT over the segment
+        def scan_step(carry, step):
+            carry, *out = jax.vmap(evaluate_actions)(carry, step)
+            return carry, out
+        _, (log_prob, entropy, cost) = jax.lax.scan(scan_step, batch.carry, seq)
+    else:
+        _, log_prob, entropy, cost = jax.vmap(jax.vmap(evaluate_actions), in_axes=(None, 0))(
+            batch.carry, seq)
+    value = jax.vmap(lambda x: critic_values(critic, params, x))(batch.traj.obs)
+    return log_prob, entropy, value, cost
+
+
+def ppo_loss(config: PPOConfig, batch: Batch, log_prob, entropy, value, comm_cost):
+    """The clipped PPO loss of a policy that gives ``log_prob``, ``entropy``, ``value``
+    (``[T, E, N]``) and ``comm_cost`` (``[T, E]``) on ``batch``: ``(total, parts)``, averaged
+    over alive agent-steps, advantages normalised over them."""
+    traj, adv, targets = batch.traj, batch.advantages, batch.targets
+    mask = traj.alive.astype(jnp.float32)
+    mu = masked_mean(adv, mask)
+    adv = (adv - mu) / (jnp.sqrt(masked_mean((adv - mu) ** 2, mask)) + 1e-8)
+    ratio = jnp.exp(log_prob - traj.log_prob)
+    clipped = jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps)
+    pg = masked_mean(-jnp.minimum(ratio * adv, clipped * adv), mask)
+    v_clip = traj.value + jnp.clip(value - traj.value, -config.clip_eps, config.clip_eps)
+    vf = 0.5 * masked_mean(jnp.maximum((value - targets) ** 2, (v_clip - targets) ** 2), mask)
+    entropy = masked_mean(entropy, mask)
+    comm_cost = comm_cost.mean()
+    total = pg + config.vf_coef * vf - config.ent_coef * entropy + config.comm_coef * comm_cost
+    return total, {"loss": total, "pg_loss": pg, "vf_loss": vf, "entropy": entropy,
+                   "comm_cost": comm_cost}
+
+
+def masked_mean(x, mask):
     return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def _episode_metrics(tr) -> dict[str, jax.Array]:
-    ended = tr["ended"].astype(jnp.float32)
-    n = ended.sum()
-    mean = lambda k: jnp.where(n > 0, jnp.sum(tr[k] * ended) / jnp.maximum(n, 1), jnp.nan)
-    return {"episodes": n, "success": mean("success"), "return": mean("team_return")}
+def episode_metrics(traj: Transition) -> dict[str, jax.Array]:
+    ended = traj.episode_end.astype(jnp.float32)
+    count = ended.sum()
+    mean = lambda x: jnp.where(count > 0, jnp.sum(x * ended) / jnp.maximum(count, 1), jnp.nan)
+    return {"episodes": count, "success": mean(traj.success), "return": mean(traj.team_return),
+            "bits_per_message": traj.bits.sum() / jnp.maximum(traj.messages.sum(), 1.0),
+            "env_bits_per_step": jnp.mean(traj.env_bits)}
 
 
-def make_trainer(config: Config, progress=None) -> Trainer:
-    """Build everything (validating ``config`` first); ``progress(update, metrics)`` is called
-    from inside the compiled loop every ``config.log_every`` updates (seed-mean metrics)."""
-    cfg = config.validate()
-    env, env_params = dcgenv.make(cfg.env, **cfg.env_kwargs)
+def make_trainer(config: PPOConfig, progress=None) -> Trainer:
+    """The trainer of ``config``; ``progress(update, metrics)`` is called from inside the
+    compiled loop every ``config.log_every`` updates (seed-mean metrics)."""
+    env, env_params = config.environment
     env = dcgenv.LogWrapper(env)
-    n, E, T = env.num_agents, cfg.num_envs, cfg.num_steps
-    actor = nets.Actor(nets.head_spec(env.action_space(env_params)), cfg.hidden, cfg.encoder,
-                       cfg.hops if cfg.comm == "commnet" else 0, cfg.message_dim, cfg.aggregate,
-                       make_channel(cfg))
-    critic = nets.Critic(cfg.hidden, centralised=cfg.algorithm == "mappo")
-    steps = cfg.num_updates * cfg.update_epochs * cfg.num_minibatches
-    lr = optax.linear_schedule(cfg.lr, 0.0, steps) if cfg.anneal_lr else cfg.lr
-    tx = make_optimizer(cfg, lr)
-    carry_width = cfg.hidden if cfg.encoder == "gru" else 1
-    v_reset = jax.vmap(env.reset, in_axes=(0, None))
-    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    num_agents, E, T = env.num_agents, config.num_envs, config.num_steps
+    actor, critic = make_networks(config, env, env_params)
+    opt_steps = config.num_updates * config.update_epochs * config.num_minibatches
+    lr = optax.linear_schedule(config.lr, 0.0, opt_steps) if config.anneal_lr else config.lr
+    tx = make_optimizer(config, lr)
+    carry_width = config.hidden if config.encoder == "gru" else 1
+    features = jax.vmap(lambda obs: observe(obs, num_agents, config.agent_id))
 
-    def features(obs):  # one env's obs -> ([N, D], alive [N])
-        x = nets.flatten_obs(obs, n, cfg.agent_id)
-        key = next((k for k in ("alive", "active") if isinstance(obs, dict) and k in obs), None)
-        return x, (jnp.ones(n, bool) if key is None else obs[key].astype(bool))
-
-    def act(params, carry, x, alive, reset, comm_key, act_key, train, greedy=False):
-        carry, dists, comm = actor.apply(params, carry, x, alive, reset, comm_key, train)
-        action = nets.mode(dists) if greedy else nets.sample(dists, act_key)
-        return carry, action, nets.log_prob(dists, action), comm
-
-    def evaluate_actions(params, carry, x, alive, reset, comm_key, action):
-        carry, dists, comm = actor.apply(params, carry, x, alive, reset, comm_key, True)
-        return carry, nets.log_prob(dists, action), nets.entropy(dists), comm["cost"]
-
-    def init(key):
+    def init(key) -> Runner:
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
-        obs, env_state = v_reset(jax.random.split(k_env, E), env_params)
-        x, alive = jax.vmap(features)(obs)
-        carry = jnp.zeros((E, n, carry_width))
+        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+            jax.random.split(k_env, E), env_params)
+        x, alive = features(obs)
+        carry = jnp.zeros((E, num_agents, carry_width))
         params = {"actor": actor.init(k_actor, carry[0], x[0], alive[0], True, k_actor, True),
                   "critic": critic.init(k_critic, x[0])}
         return Runner(params, tx.init(params), env_state, obs, carry, jnp.ones(E, bool), key)
 
-    def scheduled(update):
-        """Env params for training update ``update`` (``config.curriculum`` applied)."""
-        if not cfg.curriculum:
-            return env_params
-        c = cfg.curriculum
-        frac = update / cfg.num_updates
-        w = jnp.clip((frac - c["begin"]) / max(c["finish"] - c["begin"], 1e-9), 0.0, 1.0)
-        return env_params.replace(**{c["param"]: c["start"] + (c["end"] - c["start"]) * w})
-
-    def env_step(runner: Runner, step_key, env_params=env_params):
-        p = runner.params
+    # COLLECT TRAJECTORIES
+    def env_step(runner: Runner, step_key, train_params):  # one step of the E environments
         k_act, k_comm, k_env = jax.random.split(step_key, 3)
         comm_keys = jax.random.split(k_comm, E)
-        x, alive = jax.vmap(features)(runner.obs)
-        carry, action, logp, comm = jax.vmap(
-            lambda *a: act(p["actor"], *a, train=True))(
+        x, alive = features(runner.obs)
+
+        def act(carry, x, alive, reset, comm_key, act_key):  # one env, all agents
+            carry, dists, comm = actor.apply(runner.params["actor"], carry, x, alive, reset,
+                                             comm_key, True)
+            action = nets.sample(dists, act_key)
+            return carry, action, nets.log_prob(dists, action), comm
+        carry, action, log_prob, comm = jax.vmap(act)(
             runner.carry, x, alive, runner.reset, comm_keys, jax.random.split(k_act, E))
-        value = jax.vmap(lambda v: critic.apply(p["critic"], v))(x)
-        obs, env_state, reward, term, trunc, info = v_step(
-            jax.random.split(k_env, E), runner.env_state, action, env_params)
-        x_final, alive_next = jax.vmap(features)(info["final_observation"])
-        next_value = jax.vmap(lambda v: critic.apply(p["critic"], v))(x_final)
-        if cfg.team_reward:
+        value = critic_values(critic, runner.params, x)
+        obs, env_state, reward, terminated, truncated, info = jax.vmap(
+            env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, E), runner.env_state, action, train_params)
+        done = terminated | truncated
+        step_info = read_info(info, done)
+        x_final, alive_next = features(step_info.final_observation)
+        if config.team_reward:
             reward = jnp.broadcast_to(reward.mean(-1, keepdims=True), reward.shape)
-        done = term | trunc
-        tr = dict(x=x, alive=alive, reset=runner.reset, comm_key=jax.random.key_data(comm_keys),
-                  action=action, logp=logp, value=value, next_value=next_value,
-                  leaves=alive & ~alive_next, reward=reward, term=term, done=done,
-                  bits=comm["bits"], messages=comm["messages"],
-                  env_bits=info.get("bits", jnp.zeros(E)),
-                  ended=info["returned_episode"], success=info["returned_episode_success"],
-                  team_return=info["returned_team_return"])
+        tr = Transition(
+            obs=x, alive=alive, reset=runner.reset, comm_key=jax.random.key_data(comm_keys),
+            action=action, log_prob=log_prob, value=value,
+            next_value=critic_values(critic, runner.params, x_final),
+            leaves=alive & ~alive_next, reward=reward, terminated=terminated, done=done,
+            bits=comm["bits"], messages=comm["messages"], env_bits=step_info.bits,
+            episode_end=info["returned_episode"], success=logged_success(info),
+            team_return=info["returned_team_return"])
         return runner._replace(env_state=env_state, obs=obs, carry=carry, reset=done), tr
 
-    def gae(tr):
-        def back(next_adv, t):
-            cont = 1.0 - t["leaves"]
-            boot = t["next_value"] * (1.0 - t["term"][:, None]) * cont
-            delta = t["reward"] + cfg.gamma * boot - t["value"]
-            adv = delta + cfg.gamma * cfg.gae_lambda * (1.0 - t["done"][:, None]) * cont * next_adv
-            return adv, adv
-        keys = ("leaves", "next_value", "term", "reward", "value", "done")
-        seq = {k: tr[k].astype(jnp.float32) for k in keys}
-        _, adv = jax.lax.scan(back, jnp.zeros_like(tr["value"][0]), seq, reverse=True)
-        return adv, adv + tr["value"]
-
-    def loss_fn(params, carry0, tr, adv, targets):
-        ev = lambda c, t: evaluate_actions(params["actor"], c, t["x"], t["alive"], t["reset"],
-                                           jax.random.wrap_key_data(t["comm_key"]), t["action"])
-        seq = {k: tr[k] for k in ("x", "alive", "reset", "comm_key", "action")}
-        if cfg.encoder == "gru":  # truncated BPTT over the segment
-            def step(c, t):
-                c, *out = jax.vmap(ev)(c, t)
-                return c, out
-            _, (logp, ent, cost) = jax.lax.scan(step, carry0, seq)
-        else:
-            _, logp, ent, cost = jax.vmap(jax.vmap(ev, in_axes=(0, 0)), in_axes=(None, 0))(
-                carry0, seq)
-        value = jax.vmap(jax.vmap(lambda v: critic.apply(params["critic"], v)))(tr["x"])
-        mask = tr["alive"].astype(jnp.float32)
-        mu = _masked_mean(adv, mask)
-        adv = (adv - mu) / (jnp.sqrt(_masked_mean((adv - mu) ** 2, mask)) + 1e-8)
-        ratio = jnp.exp(logp - tr["logp"])
-        clipped = jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps)
-        pg = _masked_mean(-jnp.minimum(ratio * adv, clipped * adv), mask)
-        v_clip = tr["value"] + jnp.clip(value - tr["value"], -cfg.clip_eps, cfg.clip_eps)
-        vf = 0.5 * _masked_mean(jnp.maximum((value - targets) ** 2, (v_clip - targets) ** 2),
-                                mask)
-        ent = _masked_mean(ent, mask)
-        cost = cost.mean()
-        total = pg + cfg.vf_coef * vf - cfg.ent_coef * ent + cfg.comm_coef * cost
-        return total, {"loss": total, "pg_loss": pg, "vf_loss": vf, "entropy": ent,
-                       "comm_cost": cost}
-
-    def collect(runner: Runner, update=0):
-        """Rollout of ``num_steps`` steps and GAE: ``(runner, batch)`` for one seed."""
-        carry0 = runner.carry
+    def collect(runner: Runner, iteration=0) -> tuple[Runner, Batch]:
+        """A rollout of ``num_steps`` steps, then its advantages, for one seed."""
+        carry = runner.carry
         key, k_roll = jax.random.split(runner.key)
-        params_t = scheduled(update)
-        runner, tr = jax.lax.scan(lambda r, k: env_step(r, k, params_t),
-                                  runner._replace(key=key), jax.random.split(k_roll, T))
-        return runner, (carry0, tr, *gae(tr))
+        train_params = curriculum_params(config, env_params, iteration)
+        runner, traj = jax.lax.scan(lambda *a: env_step(*a, train_params),
+                                    runner._replace(key=key), jax.random.split(k_roll, T))
+        # CALCULATE ADVANTAGE
+        return runner, Batch(carry, traj, *gae(config, traj))
 
-    def loss(params, batch):
-        """The PPO loss of ``params`` on a whole batch: ``(total, parts)``."""
-        return loss_fn(params, *batch)
+    # UPDATE NETWORK
+    def loss(params, batch: Batch):
+        """The PPO loss of ``params`` on ``batch``: ``(total, parts)``."""
+        return ppo_loss(config, batch, *replay(config, actor, critic, params, batch))
 
-    def learn(runner: Runner, batch):
+    def learn(runner: Runner, batch: Batch) -> tuple[Runner, dict]:
         """``update_epochs`` x ``num_minibatches`` (minibatches of environments) PPO steps."""
-        carry0, tr, adv, targets = batch
         key, k_perm = jax.random.split(runner.key)
 
-        def epoch(state, k):
-            groups = jax.random.permutation(k, E).reshape(cfg.num_minibatches, -1)
+        def epoch(state, perm_key):
+            groups = jax.random.permutation(perm_key, E).reshape(config.num_minibatches, -1)
 
             def minibatch(state, idx):
                 params, opt_state = state
-                mb = (carry0[idx], *jax.tree.map(lambda a: a[:, idx], (tr, adv, targets)))
-                grads, m = jax.grad(loss_fn, has_aux=True)(params, *mb)
+                mb = Batch(batch.carry[idx], *jax.tree.map(lambda x: x[:, idx], batch[1:]))
+                grads, parts = jax.grad(loss, has_aux=True)(params, mb)
                 upd, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, upd), opt_state), m
+                return (optax.apply_updates(params, upd), opt_state), parts
             return jax.lax.scan(minibatch, state, groups)
 
-        (params, opt_state), losses = jax.lax.scan(
-            epoch, (runner.params, runner.opt_state), jax.random.split(k_perm, cfg.update_epochs))
+        (params, opt_state), parts = jax.lax.scan(epoch, (runner.params, runner.opt_state),
+                                                  jax.random.split(k_perm, config.update_epochs))
         runner = runner._replace(params=params, opt_state=opt_state, key=key)
-        return runner, jax.tree.map(jnp.mean, losses)
+        return runner, jax.tree.map(jnp.mean, parts)
 
-    def update(runner: Runner, update=0):
+    def update(runner: Runner, iteration=0):
         """One PPO update for one seed: rollout, GAE, epochs x minibatches."""
-        runner, batch = collect(runner, update)
+        runner, batch = collect(runner, iteration)
         runner, losses = learn(runner, batch)
-        tr = batch[1]
-        metrics = _episode_metrics(tr)
-        metrics["bits_per_message"] = tr["bits"].sum() / jnp.maximum(tr["messages"].sum(), 1.0)
-        metrics["env_bits_per_step"] = jnp.mean(tr["env_bits"])
-        if cfg.curriculum:
-            metrics[cfg.curriculum["param"]] = jnp.asarray(
-                getattr(scheduled(update), cfg.curriculum["param"]), jnp.float32)
+        metrics = episode_metrics(batch.traj)
+        if config.curriculum:
+            name = config.curriculum["param"]
+            value = getattr(curriculum_params(config, env_params, iteration), name)
+            metrics[name] = jnp.asarray(value, jnp.float32)
         return runner, {**metrics, **losses}
 
-    init_seeds, run = make_loop(init, update, cfg.num_seeds, cfg.log_every, progress)
+    init_seeds, run = make_loop(init, update, config.num_seeds, config.log_every, progress)
 
     def evaluate(params, key, episodes: int):
-        """Greedy policy (channel in evaluation mode) for ``episodes`` episodes, one per env."""
-        k_reset, key = jax.random.split(key)
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-            jax.random.split(k_reset, episodes), env_params)
-        carry = jnp.zeros((episodes, n, carry_width))
+        """The greedy policy (channel in evaluation mode) for ``episodes`` episodes."""
+        def act(carry, x, alive, reset, comm_key):  # one env, all agents
+            carry, dists, comm = actor.apply(params["actor"], carry, x, alive, reset, comm_key,
+                                             False)
+            return carry, nets.mode(dists), comm
 
-        def step(state, k):
-            obs, env_state, carry, reset, seen, acc = state
-            k_comm, k_env = jax.random.split(k)
-            x, alive = jax.vmap(features)(obs)
-            carry, action, _, comm = jax.vmap(
-                lambda *a: act(params["actor"], *a, None, train=False, greedy=True))(
-                carry, x, alive, reset, jax.random.split(k_comm, episodes))
-            obs, env_state, _, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                jax.random.split(k_env, episodes), env_state, action, env_params)
-            first = info["returned_episode"] & ~seen
-            acc = {"success": acc["success"] + jnp.sum(first * info["returned_episode_success"]),
-                   "return": acc["return"] + jnp.sum(first * info["returned_team_return"]),
-                   "bits": acc["bits"] + jnp.sum(comm["bits"] * ~seen),
-                   "messages": acc["messages"] + jnp.sum(comm["messages"] * ~seen),
-                   "env_bits": acc["env_bits"] + jnp.sum(info.get("bits", 0.0) * ~seen)}
-            return (obs, env_state, carry, term | trunc, seen | first, acc), None
+        def policy(carry, obs, reset, comm_key):  # all envs: (carry, action, comm)
+            x, alive = features(obs)
+            return jax.vmap(act)(carry, x, alive, reset, jax.random.split(comm_key, episodes))
+        return evaluate_greedy(env, env_params, policy, (episodes, num_agents, carry_width), key)
 
-        zero = jnp.zeros((), jnp.float32)
-        acc = dict(success=zero, **{k: zero for k in ("return", "bits", "messages", "env_bits")})
-        state = (obs, env_state, carry, jnp.ones(episodes, bool), jnp.zeros(episodes, bool), acc)
-        (*_, seen, acc), _ = jax.lax.scan(step, state, jax.random.split(
-            key, env_params.max_steps_in_episode))
-        return {"episodes": seen.sum(), "success": acc["success"] / episodes,
-                "return": acc["return"] / episodes,
-                "bits_per_message": acc["bits"] / jnp.maximum(acc["messages"], 1.0),
-                "env_bits_per_episode": acc["env_bits"] / episodes}
+    return Trainer(config, env, env_params, init_seeds, run, evaluate, collect, learn, loss)
 
-    return Trainer(cfg, env, env_params, init_seeds, run, evaluate, collect, learn, loss)
+
+def evaluate_greedy(env, env_params, policy, carry_shape, key):
+    """Play ``carry_shape[0]`` episodes (one per env, the first episode of each counted) with
+    ``policy(carry, obs, reset, key) -> (carry, action, comm)``; mean success, team return,
+    CommNet bits per message and the env's own bits per episode."""
+    episodes = carry_shape[0]
+    k_reset, key = jax.random.split(key)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(k_reset, episodes), env_params)
+
+    def step(state, k):
+        obs, env_state, carry, reset, seen, acc = state
+        k_comm, k_env = jax.random.split(k)
+        carry, action, comm = policy(carry, obs, reset, k_comm)
+        obs, env_state, _, terminated, truncated, info = jax.vmap(
+            env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(k_env, episodes), env_state, action, env_params)
+        done = terminated | truncated
+        first = info["returned_episode"] & ~seen
+        acc = {"success": acc["success"] + jnp.sum(first * logged_success(info)),
+               "return": acc["return"] + jnp.sum(first * info["returned_team_return"]),
+               "bits": acc["bits"] + jnp.sum(comm["bits"] * ~seen),
+               "messages": acc["messages"] + jnp.sum(comm["messages"] * ~seen),
+               "env_bits": acc["env_bits"] + jnp.sum(read_info(info, done).bits * ~seen)}
+        return (obs, env_state, carry, done, seen | first, acc), None
+
+    acc = dict.fromkeys(("success", "return", "bits", "messages", "env_bits"),
+                        jnp.zeros((), jnp.float32))
+    state = (obs, env_state, jnp.zeros(carry_shape), jnp.ones(episodes, bool),
+             jnp.zeros(episodes, bool), acc)
+    (*_, seen, acc), _ = jax.lax.scan(step, state, jax.random.split(
+        key, env_params.max_steps_in_episode))
+    return {"episodes": seen.sum(), "success": acc["success"] / episodes,
+            "return": acc["return"] / episodes,
+            "bits_per_message": acc["bits"] / jnp.maximum(acc["messages"], 1.0),
+            "env_bits_per_episode": acc["env_bits"] / episodes}

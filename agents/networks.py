@@ -24,9 +24,6 @@ import numpy as np
 
 from dcgenv import comms, spaces
 
-AGGREGATES = ("mean", "gated", "attention")
-ENCODERS = ("mlp", "gru")
-
 
 def head_spec(space: spaces.Space) -> tuple[tuple[str | None, str, int], ...]:
     """``((name, kind, size), ...)`` for an action space; ``name`` None for a bare leaf."""

@@ -1,22 +1,26 @@
 """Orbax checkpoints of a training run: state, config and metrics, under ``DIR/checkpoints``.
 
-Each step (the number of updates done) holds three items: ``state`` (the seed-batched
-``Runner`` and the update index; PRNG keys stored as their raw data), ``config`` and
-``metrics`` (one JSON row per update so far). :func:`restore` never loads silently: a missing
-directory, no finished step, a config that differs from the one asked for, or a state whose
-structure, shapes or dtypes differ raise ``CheckpointError`` naming the problem.
+Each step (the number of updates done) holds three items: ``state`` (the
+``agents.loop.TrainState``: seed-batched runners and the update index; typed PRNG keys stored
+as their raw data), ``config`` (``{"format": FORMAT, "config": {...}}``) and ``metrics`` (one
+JSON row per update so far). :func:`restore` never loads silently: a missing directory, no
+finished step, a checkpoint of another format (written before the per-algorithm configs), a
+config that differs from the one asked for, or a state whose structure, shapes or dtypes
+differ raise ``CheckpointError`` naming the problem.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
 from agents.config import Config
+from agents.loop import TrainState
+
+FORMAT = 2  # 2: per-algorithm configs and TrainState; 1 (no marker): one flat config, a tuple
 
 
 class CheckpointError(ValueError):
@@ -29,21 +33,26 @@ def manager(run_dir: str | Path, *, create: bool = True) -> ocp.CheckpointManage
     return ocp.CheckpointManager(path, options=options, item_names=("state", "config", "metrics"))
 
 
-def _to_disk(state):
-    runners, i = state
-    return {"runner": runners._replace(key=jax.random.key_data(runners.key)), "update": i}
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _from_disk(tree):
-    runner = tree["runner"]
-    return runner._replace(key=jax.random.wrap_key_data(runner.key)), tree["update"]
+def _to_disk(state: TrainState) -> dict:
+    raw = lambda x: jax.random.key_data(x) if _is_key(x) else x
+    return {"runners": jax.tree.map(raw, state.runners), "update": state.update}
 
 
-def save(mgr: ocp.CheckpointManager, state, config: Config, metrics: list[dict]) -> None:
-    step = int(state[1])
-    mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_to_disk(state)),
-                                           config=ocp.args.JsonSave(config.to_dict()),
-                                           metrics=ocp.args.JsonSave(metrics)))
+def _from_disk(tree: dict, like: TrainState) -> TrainState:
+    typed = lambda x, ref: jax.random.wrap_key_data(x) if _is_key(ref) else x
+    return TrainState(jax.tree.map(typed, tree["runners"], like.runners), tree["update"])
+
+
+def save(mgr: ocp.CheckpointManager, state: TrainState, config: Config,
+         metrics: list[dict]) -> None:
+    saved = {"format": FORMAT, "config": config.to_dict()}
+    mgr.save(int(state.update), args=ocp.args.Composite(
+        state=ocp.args.StandardSave(_to_disk(state)), config=ocp.args.JsonSave(saved),
+        metrics=ocp.args.JsonSave(metrics)))
 
 
 def saved_config(run_dir: str | Path) -> tuple[int, Config]:
@@ -72,14 +81,26 @@ def _latest(run_dir):
 
 def _config(run_dir, step: int, mgr) -> Config:
     try:
-        values = mgr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-        return Config.from_dict(values["config"])
+        saved = mgr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+        saved = saved["config"]
     except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
         raise CheckpointError(f"checkpoint step {step} in {str(run_dir)!r} is incomplete or "
                               f"unreadable (config): {err}") from None
+    found = saved.get("format", 1) if isinstance(saved, dict) else None
+    if found != FORMAT:
+        raise CheckpointError(f"checkpoint in {str(run_dir)!r} has format {found}; this code "
+                              f"reads format {FORMAT} (per-algorithm configs, a named "
+                              "TrainState), so it cannot be resumed or evaluated here: train "
+                              "again, or use the version of the code that wrote it")
+    try:
+        return Config.from_dict(saved["config"])
+    except (KeyError, ValueError, TypeError) as err:
+        raise CheckpointError(f"checkpoint step {step} in {str(run_dir)!r} holds a config this "
+                              f"code does not accept: {err}") from None
 
 
-def restore(run_dir: str | Path, config: Config, like) -> tuple[Any, list[dict]]:
+def restore(run_dir: str | Path, config: Config,
+            like: TrainState) -> tuple[TrainState, list[dict]]:
     """Restore the latest step into the structure of ``like`` (a state built from ``config``,
     or its ``jax.eval_shape``); returns ``(state, metrics rows)``."""
     with _latest(run_dir) as (step, mgr):
@@ -94,20 +115,19 @@ def check_config(run_dir: str | Path, config: Config) -> None:
 
 def _same(run_dir, saved: Config, config: Config) -> None:
     if saved != config:
-        diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-                if v != getattr(config, k)}
+        old, new = saved.to_dict(), config.to_dict()
+        diff = {k: (old.get(k), new.get(k)) for k in {**old, **new} if old.get(k) != new.get(k)}
         raise CheckpointError(f"checkpoint in {str(run_dir)!r} was written with another config; "
                               f"differences (saved, requested): {diff}")
 
 
-def _placed(target, like):
+def _placed(target, like: TrainState):
     """``target`` with the shardings of ``like``'s arrays (its ``ShapeDtypeStruct``s: one
     local device), so a checkpoint saved on N devices restores onto the devices asked for."""
-    runners, i = like
     one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree.map(lambda t, x: jax.ShapeDtypeStruct(
         t.shape, t.dtype, sharding=getattr(x, "sharding", None) or one),
-        target, {"runner": runners, "update": i})
+        target, {"runners": like.runners, "update": like.update})
 
 
 def _restore(run_dir, config: Config, like, step: int, mgr):
@@ -123,4 +143,4 @@ def _restore(run_dir, config: Config, like, step: int, mgr):
         raise CheckpointError(f"checkpoint step {step} in {str(run_dir)!r} is inconsistent: "
                               f"state at update {int(values['state']['update'])}, "
                               f"{len(values['metrics'])} metric rows")
-    return _from_disk(values["state"]), values["metrics"]
+    return _from_disk(values["state"], like), values["metrics"]

@@ -1,6 +1,8 @@
 """YAML configs and ``key=value`` overrides -> a validated :class:`agents.config.Config`.
 
-A config file is a flat YAML mapping of ``Config`` fields (``configs/*.yaml``). Overrides are
+A config file is a flat YAML mapping of the chosen algorithm's config fields
+(``configs/*.yaml``; ``algorithm`` picks ``PPOConfig`` or ``IQLConfig``, and a key that
+algorithm does not take is an error naming the keys it does take). Overrides are
 ``key=value`` with the value read as YAML (``lr=1e-3``, ``anneal_lr=false``,
 ``channel_kwargs={delta: 0.1}``); a dotted key sets one entry of a mapping field
 (``env_kwargs.vision=1``, ``channel_kwargs.delta=0.1``). Any unknown key or bad value raises

@@ -36,9 +36,10 @@ def evaluate_checkpoint(run_dir, episodes: int | None = None, seed: int = 0) -> 
     _, config = checkpoint.saved_config(run_dir)
     trainer = make_trainer(config)
     like = jax.eval_shape(trainer.init, jax.random.key(config.seed))
-    (runners, update), _ = checkpoint.restore(run_dir, config, like)
-    result = evaluate_params(trainer, runners.params, episodes or config.eval_episodes, seed)
-    return {"update": int(update), **result}
+    state, _ = checkpoint.restore(run_dir, config, like)
+    result = evaluate_params(trainer, state.runners.params, episodes or config.eval_episodes,
+                             seed)
+    return {"update": int(state.update), **result}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Speaker and listener trained end to end with pathwise gradients through ``Referential-v0``.
 
-    python -m baselines.referential [--channel gumbel|continuous|ddcl|silent] [--iters 3000]
+    python -m baselines.referential [--channel gumbel|continuous|ddcl|silent|...] [--iters 3000]
                                     [--cost-weight 0] [--out baselines/results]
 
 The environment runs in its differentiable option (``differentiable=True``: the listener submits
@@ -33,7 +33,7 @@ import numpy as np
 import optax
 
 import dcgenv
-from dcgenv import comms
+from dcgenv import checks, comms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Config:
     n_candidates: int = 2
     message_length: int = 4
     message_dim: int = 8  # per token, for continuous / ddcl (Gumbel tokens are vocab wide)
-    channel: str = "gumbel"  # gumbel | continuous | ddcl | silent
+    channel: str = "gumbel"  # a dcgenv.comms.CHANNELS name: gumbel, continuous, ddcl, silent...
     vocab_size: int = 100
     delta: float = 0.2  # DDCL step size
     cost_weight: float = 0.0  # lambda on info["message_cost"]
@@ -57,15 +57,12 @@ class Config:
     seed: int = 0
 
 
-CHANNELS = ("gumbel", "continuous", "ddcl", "silent")
-
-
 def make_channel(cfg: Config) -> comms.Channel:
-    if cfg.channel not in CHANNELS:
-        raise ValueError(f"channel must be one of {CHANNELS}, got {cfg.channel!r}")
-    return {"gumbel": lambda: comms.GumbelSoftmax(vocab_size=cfg.vocab_size),
-            "continuous": comms.Continuous, "ddcl": lambda: comms.DDCL(cfg.delta),
-            "silent": comms.Silent}[cfg.channel]()
+    """``cfg.channel`` from the ``dcgenv.comms`` table, with ``vocab_size`` (gumbel) or
+    ``delta`` (ddcl) from ``cfg``."""
+    checks.choice("baselines.referential", "channel", cfg.channel, comms.CHANNELS)
+    kwargs = {"gumbel": {"vocab_size": cfg.vocab_size}, "ddcl": {"delta": cfg.delta}}
+    return comms.make(cfg.channel, **kwargs.get(cfg.channel, {}))
 
 
 def make_envs(cfg: Config):
@@ -186,8 +183,9 @@ def train(cfg: Config, log=print) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for field in dataclasses.fields(Config):
+        choices = list(comms.CHANNELS) if field.name == "channel" else None
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default),
-                            default=field.default)
+                            default=field.default, choices=choices)
     parser.add_argument("--out", default="baselines/results")
     args = vars(parser.parse_args(argv))
     out = Path(args.pop("out"))

@@ -30,13 +30,14 @@ if __name__ == "__main__" and "--distributed" in sys.argv[1:]:  # multi-host (do
 
 from agents import make_trainer, sharding  # noqa: E402
 from agents.config import Config  # noqa: E402
+from agents.loop import TrainState  # noqa: E402
 from baselines import checkpoint, progress  # noqa: E402
 from baselines.config import DEFAULT, ROOT, apply_overrides, load, read_yaml  # noqa: E402
 from baselines.evaluate import evaluate_params  # noqa: E402
 
 
 def train(config: Config, out: str | Path, *, resume: bool = False,
-          stop_after: int | None = None, show_progress: bool = True) -> tuple[dict, tuple]:
+          stop_after: int | None = None, show_progress: bool = True) -> tuple[dict, TrainState]:
     """Train (or resume) into ``out``; stop after ``stop_after`` updates in all if given
     (checkpointed there, as an interruption would be: no evaluation, plot or results file).
     Returns ``(results, final state)``; ``results`` is what ``results.json`` holds."""
@@ -48,7 +49,6 @@ def train(config: Config, out: str | Path, *, resume: bool = False,
         checkpoint.check_config(out, config)
     out.mkdir(parents=True, exist_ok=True)
     lead = jax.process_index() == 0
-    steps_per_update = config.num_envs * config.num_steps * config.num_seeds
     bar = progress.ProgressBar(config.num_updates, disable=not show_progress)
     trainer = make_trainer(config, bar.callback if show_progress else None)
     t0 = time.perf_counter()
@@ -61,15 +61,15 @@ def train(config: Config, out: str | Path, *, resume: bool = False,
     end = config.num_updates if stop_after is None else min(stop_after, config.num_updates)
     chunk = min(config.checkpoint_every, config.num_updates)
     run = sharding.jit_run(trainer.run, mesh, state).lower(state, chunk, jnp.int32(end)).compile()
-    compile_s, train_s, start = time.perf_counter() - t0, 0.0, int(state[1])
+    compile_s, train_s, start = time.perf_counter() - t0, 0.0, int(state.update)
     bar.bar.reset(total=config.num_updates)  # time the bar from here, after compiling
     bar.bar.update(start)
     mgr = checkpoint.manager(out)
-    while int(state[1]) < end:
-        first, t = int(state[1]), time.perf_counter()
+    while int(state.update) < end:
+        first, t = int(state.update), time.perf_counter()
         state, metrics = jax.block_until_ready(run(state, jnp.int32(end)))
         train_s += time.perf_counter() - t
-        history += progress.rows(jax.device_get(metrics), first, steps_per_update)
+        history += progress.rows(jax.device_get(metrics), first, config.steps_per_update)
         checkpoint.save(mgr, state, config, history)
         if lead:  # multi-host: one process writes the files (orbax coordinates checkpoints)
             progress.write_jsonl(out / "metrics.jsonl", history)
@@ -77,12 +77,12 @@ def train(config: Config, out: str | Path, *, resume: bool = False,
     mgr.close()
     bar.close()
     if end < config.num_updates:
-        return {"updates": int(state[1]), "stopped": True}, state
+        return {"updates": int(state.update), "stopped": True}, state
     # env steps (all seeds): IQL reports its own, as its episodes end at different times
     steps_done = history[-1]["env_steps"] if history else 0
     steps_before = history[start - 1]["env_steps"] if start else 0
-    evaluation = evaluate_params(trainer, state[0].params, config.eval_episodes, config.seed)
-    results = {"config": config.to_dict(), "updates": int(state[1]),
+    evaluation = evaluate_params(trainer, state.runners.params, config.eval_episodes, config.seed)
+    results = {"config": config.to_dict(), "updates": int(state.update),
                "env_steps": steps_done, "compile_s": round(compile_s, 2),
                "train_s": round(train_s, 2), "env_steps_per_s": round(
                    (steps_done - steps_before) / max(train_s, 1e-9), 1),
@@ -91,14 +91,9 @@ def train(config: Config, out: str | Path, *, resume: bool = False,
     if lead:
         (out / "results.json").write_text(json.dumps(results, indent=1))
     if history and lead:
-        comm = {"commnet": f"CommNet/{config.aggregate} x{config.hops} through {config.channel}",
-                "message": f"messages through {config.channel}"}.get(config.comm, "no comm")
-        if config.algorithm == "iql":
-            comm += ", PS" if config.parameter_sharing else ", NPS"
         third = ("bits_per_message" if config.comm != "none" else
                  "length" if config.algorithm == "iql" else "env_bits_per_step")
-        progress.plot(out / "curve.png", history, f"{config.algorithm}, {comm}, on {config.env}",
-                      bits=third)
+        progress.plot(out / "curve.png", history, config.describe(), bits=third)
     return results, state
 
 

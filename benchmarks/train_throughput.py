@@ -49,7 +49,7 @@ def measure(config, updates: int, repeats: int) -> dict:
         if "env_steps" in metrics:  # IQL reports the steps it played (all seeds)
             played = float(metrics["env_steps"][-1] - before["env_steps"][-1])
         else:
-            played = updates * config.num_envs * config.num_steps * config.num_seeds
+            played = updates * config.steps_per_update
         if elapsed < best:
             best, steps = elapsed, played
     return {"algorithm": config.algorithm, "env": config.env, "num_envs": config.num_envs,

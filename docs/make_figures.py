@@ -47,20 +47,17 @@ FRAME_ENVS = ("TrafficJunction-easy-v0", "TrafficJunction-medium-v0",
 def checkpoint_policy(run_dir: str):
     """``(env, params, policy, carry)``: the greedy policy of a ``baselines.train`` run."""
     from agents import networks as nets
-    from agents.config import make_channel
-    from agents.mappo import make_trainer
+    from agents.mappo import make_networks, make_trainer
     from baselines import checkpoint
 
     _, cfg = checkpoint.saved_config(run_dir)
     trainer = make_trainer(cfg)
     like = jax.eval_shape(trainer.init, jax.random.key(cfg.seed))
-    (runners, _), _ = checkpoint.restore(run_dir, cfg, like)
-    params = jax.tree.map(lambda x: x[0], runners.params["actor"])  # first seed
-    env, env_params = dcgenv.make(cfg.env, **cfg.env_kwargs)
+    state, _ = checkpoint.restore(run_dir, cfg, like)
+    params = jax.tree.map(lambda x: x[0], state.runners.params["actor"])  # first seed
+    env, env_params = cfg.environment
     n = env.num_agents
-    actor = nets.Actor(nets.head_spec(env.action_space(env_params)), cfg.hidden, cfg.encoder,
-                       cfg.hops if cfg.comm == "commnet" else 0, cfg.message_dim,
-                       cfg.aggregate, make_channel(cfg))  # as agents.mappo builds it
+    actor, _ = make_networks(cfg, env, env_params)  # as agents.mappo builds it
 
     def policy(key, obs, carry):
         h, first = carry

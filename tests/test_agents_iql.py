@@ -24,7 +24,7 @@ CONFIGS = ["iql_ps_comm", "iql_ps_nocomm", "iql_nps_comm", "iql_nps_nocomm"]
 
 def tiny(name="iql_nps_comm", **kw):
     config = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml")
-    return dataclasses.replace(config, **{**TINY, **kw}).validate()
+    return dataclasses.replace(config, **{**TINY, **kw})
 
 
 @settings(max_examples=25, deadline=None)
@@ -64,10 +64,10 @@ def test_target_network_refreshes_every_target_every_episodes(target_every):
     run = jax.jit(trainer.run, static_argnums=1)
     first = lambda t: np.asarray(jax.tree.leaves(t)[0])
     for i in range(1, 7):
-        before = first(state[0].target)
+        before = first(state.runners.target)
         state, _ = run(state, 1)
-        online, target = first(state[0].params), first(state[0].target)
-        assert int(state[0].episodes[0]) == 2 * i
+        online, target = first(state.runners.params), first(state.runners.target)
+        assert int(state.runners.episodes[0]) == 2 * i
         if (2 * i) % target_every == 0:
             np.testing.assert_array_equal(target, online)
         else:
@@ -78,10 +78,10 @@ def test_target_network_refreshes_every_target_every_episodes(target_every):
 
 def _batch(trainer, key, episodes=3):
     config = trainer.config
-    params = trainer.init(key)[0].params
+    params = trainer.init(key).runners.params
     params = jax.tree.map(lambda x: x[0], params)  # seed 0
     batch, _ = trainer.collect(params, key, 1.0, episodes)
-    assert batch["filled"].any() and config.num_seeds == 1
+    assert batch.filled.any() and config.num_seeds == 1
     return params, batch
 
 
@@ -144,27 +144,44 @@ def test_each_paper_config_trains_a_few_iterations(name):
     trainer = make_trainer(tiny(name, num_updates=4, batch_episodes=4))
     state, metrics = jax.jit(trainer.run, static_argnums=1)(trainer.init(jax.random.key(0)), 4)
     metrics = jax.device_get(metrics)
-    assert int(state[1]) == 4 and int(state[0].episodes[0]) == 8
+    assert int(state.update) == 4 and int(state.runners.episodes[0]) == 8
     assert np.isnan(metrics["loss"][0]) and np.isfinite(metrics["loss"][1:]).all()
     assert (np.diff(metrics["env_steps"]) > 0).all() and metrics["epsilon"][-1] < 1.0
     assert np.all(metrics["length"] <= 6)
     ev = jax.device_get(jax.jit(trainer.evaluate, static_argnums=2)(
-        jax.tree.map(lambda x: x[0], state[0].params), jax.random.key(1), 4))
+        jax.tree.map(lambda x: x[0], state.runners.params), jax.random.key(1), 4))
     assert 0 <= ev["success"] <= 1 and np.isfinite(ev["return"])
     assert (ev["bits_per_message"] > 0) == ("_comm" in name)
 
 
 def test_bad_iql_configs_raise():
-    with pytest.raises(ValueError, match="comm: message or none"):
+    with pytest.raises(ValueError, match=r"'comm'.*\['message', 'none'\]"):
         tiny(comm="commnet")
     with pytest.raises(ValueError, match="exceeds buffer_episodes"):
         tiny(batch_episodes=16)
     with pytest.raises(ValueError, match="epsilon_end <= epsilon_start"):
         tiny(epsilon_end=0.5, epsilon_start=0.1)
-    with pytest.raises(ValueError, match="needs algorithm: iql"):
+    with pytest.raises(ValueError, match="'parameter_sharing' is not used by algorithm mappo"):
         load(None, ["parameter_sharing=false"])
     with pytest.raises(ValueError, match="optimizer"):
         tiny(optimizer="sgd")
+    with pytest.raises(ValueError, match="'num_devices'.*allowed: 1"):
+        tiny(num_devices=2)
+    with pytest.raises(ValueError, match="Discrete action space"):
+        tiny(env="GridWorldGoal-v0", env_kwargs={})
+
+
+def test_iql_config_rejects_the_keys_only_ppo_reads():
+    """A key IQL would ignore (the configs once set ``encoder: gru``) stops with the keys IQL
+    takes."""
+    path = ROOT / "configs" / "iql_ps_comm_predator_prey_magym.yaml"
+    for key in ("encoder=gru", "hops=1", "aggregate=mean", "num_steps=20", "ent_coef=0.1"):
+        with pytest.raises(ValueError) as err:
+            load(path, [key])
+        name = key.partition("=")[0]
+        message = str(err.value)
+        assert f"'{name}' is not used by algorithm iql (only by ippo, mappo)" in message
+        assert "iql takes:" in message and "epsilon_steps" in message
 
 
 def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
@@ -177,8 +194,9 @@ def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
     results_a, state_a = train(config, tmp_path / "a", show_progress=False)
     train(config, tmp_path / "b", stop_after=2, show_progress=False)
     results_b, state_b = train(config, tmp_path / "b", resume=True, show_progress=False)
-    for a, b in zip(jax.tree.leaves((state_a[0].params, state_a[0].buffer)),
-                    jax.tree.leaves((state_b[0].params, state_b[0].buffer)), strict=True):
+    for a, b in zip(jax.tree.leaves((state_a.runners.params, state_a.runners.buffer)),
+                    jax.tree.leaves((state_b.runners.params, state_b.runners.buffer)),
+                    strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert results_a["eval"] == results_b["eval"] and results_a["env_steps"] > 0
     rows = (tmp_path / "a" / "metrics.jsonl").read_text()
@@ -218,3 +236,28 @@ def test_iql_grid_merges_results_files_and_run_directories(tmp_path, capsys):
         iql_grid.main(["--merge", str(tmp_path / "iql_ps_nocomm"), "--results", str(out)])
     with pytest.raises(ValueError, match="named after its config"):
         iql_grid.main(["--merge", str(tmp_path / "runs"), "--results", str(out)])
+
+
+@pytest.mark.parametrize("double_q", [True, False])
+def test_td_loss_matches_a_reference(double_q):
+    """Double-Q (online argmax, target value) or max TD targets, masked to filled steps, each
+    agent's own loss, against NumPy."""
+    from agents.iql import Episodes, td_loss
+
+    config = tiny(double_q=double_q, gamma=0.9, comm_coef=0.5)
+    rng = np.random.default_rng(0)
+    B, T, N, A = 3, 4, 2, 5
+    q, q_target = rng.normal(size=(2, B, T + 1, N, A)).astype(np.float32)
+    episodes = Episodes(obs=np.zeros((B, T + 1, N, 1), np.float32),
+                        action=rng.integers(0, A, (B, T, N)).astype(np.int32),
+                        reward=rng.normal(size=(B, T, N)).astype(np.float32),
+                        terminated=rng.random((B, T)) < 0.3, filled=rng.random((B, T)) < 0.7)
+    total, parts = jax.device_get(td_loss(config, q, q_target, episodes, np.float32(0.2)))
+    taken = np.take_along_axis(q[:, :-1], episodes.action[..., None], -1)[..., 0]
+    best = (q if double_q else q_target)[:, 1:].argmax(-1)
+    q_next = np.take_along_axis(q_target[:, 1:], best[..., None], -1)[..., 0]
+    y = episodes.reward + 0.9 * (1 - episodes.terminated[..., None]) * q_next
+    filled = episodes.filled
+    per_agent = ((taken - y) ** 2)[filled].sum(0) / filled.sum()
+    np.testing.assert_allclose(parts["per_agent"], per_agent, rtol=1e-5)
+    np.testing.assert_allclose(total, per_agent.mean() + 0.5 * 0.2, rtol=1e-5)

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import Config
+import dcgenv
+from agents import make_trainer
+from agents.config import Config, IQLConfig, PPOConfig
 from baselines import config as bconfig
 from baselines import train as btrain
 
@@ -15,7 +17,8 @@ CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.ya
 def test_shipped_configs_load_and_default_is_mappo_commnet_ddcl_traffic_junction():
     assert len(CONFIGS) >= 4
     for path in CONFIGS:
-        assert isinstance(bconfig.load(path), Config)
+        config = bconfig.load(path)
+        assert isinstance(config, IQLConfig if path.name.startswith("iql") else PPOConfig)
     default = bconfig.load()
     assert (default.env, default.algorithm, default.comm, default.channel) == (
         "TrafficJunction-easy-v0", "mappo", "commnet", "ddcl")
@@ -34,11 +37,11 @@ def test_overrides_are_yaml_values_and_dotted_keys_fill_mappings():
     (["aggregate=max"], ["'aggregate'", "mean", "gated", "attention"]),
     (["encoder=lstm"], ["'encoder'", "mlp", "gru"]),
     (["algorithm=qmix"], ["'algorithm'", "mappo", "ippo"]),
-    (["num_envs=0"], ["'num_envs'", "integer >= 1"]),
-    (["num_envs=2.5"], ["'num_envs'", "integer >= 1"]),
-    (["lr=-1"], ["'lr'", "number >= 0"]),
-    (["gamma=1.5"], ["'gamma'", "[0, 1.0]"]),
-    (["anneal_lr=maybe"], ["'anneal_lr'", "true or false"]),
+    (["num_envs=0"], ["'num_envs'", "integer in [1, inf)"]),
+    (["num_envs=2.5"], ["'num_envs'", "integer in [1, inf)"]),
+    (["lr=-1"], ["'lr'", "number in [0, inf)"]),
+    (["gamma=1.5"], ["'gamma'", "[0, 1]"]),
+    (["anneal_lr=maybe"], ["'anneal_lr'", "True or False"]),
     (["num_minibatches=3"], ["'num_minibatches'", "divide"]),
     (["env=TrafficJunction-huge-v0"], ["'env'", "TrafficJunction-easy-v0"]),
     (["env_kwargs.vison=1"], ["vison", "vision"]),
@@ -76,3 +79,30 @@ def test_resume_of_a_missing_run_is_a_clear_error(capsys, tmp_path):
         btrain.main(["--resume", str(tmp_path / "nowhere")])
     assert exc.value.code == 2
     assert "no checkpoint directory" in capsys.readouterr().err
+
+
+def test_one_config_class_per_algorithm_takes_only_its_own_keys():
+    iql = bconfig.load(next(p for p in CONFIGS if p.name.startswith("iql")), ["comm=none"])
+    assert isinstance(iql, IQLConfig) and not hasattr(iql, "encoder")
+    with pytest.raises(ValueError) as err:
+        bconfig.load(None, ["algorithm=iql", "comm=none"])  # the default's CommNet keys
+    message = str(err.value)
+    assert "is not used by algorithm iql (only by ippo, mappo)" in message
+    assert "iql takes: algorithm, env" in message and "target_every" in message
+    with pytest.raises(ValueError, match="'target_every' is not used by algorithm mappo"):
+        bconfig.load(None, ["target_every=10"])
+    with pytest.raises(TypeError, match="PPOConfig or an IQLConfig"):
+        Config()
+    with pytest.raises(ValueError, match=r"'algorithm'.*\['mappo', 'ippo'\]"):
+        PPOConfig(algorithm="iql")
+
+
+def test_validation_builds_the_env_and_channel_once(monkeypatch):
+    calls = []
+    make = dcgenv.make
+    monkeypatch.setattr(dcgenv, "make", lambda *a, **k: calls.append(a) or make(*a, **k))
+    config = bconfig.load(None, ["num_envs=8"])
+    trainer = make_trainer(config)
+    assert len(calls) == 1 and trainer.env_params is config.environment[1]
+    assert config.message_channel is config.message_channel
+    assert config.message_channel == dcgenv.comms.make("ddcl", delta=0.2)

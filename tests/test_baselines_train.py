@@ -34,13 +34,14 @@ def runs(tmp_path_factory):
 
 def test_resumed_run_equals_uninterrupted_run_bit_for_bit(runs):
     _, root, (res_a, state_a), (res_b, state_b) = runs
-    assert int(state_a[1]) == int(state_b[1]) == 4
-    leaves_a, leaves_b = jax.tree.leaves(state_a[0].params), jax.tree.leaves(state_b[0].params)
+    assert int(state_a.update) == int(state_b.update) == 4
+    leaves_a = jax.tree.leaves(state_a.runners.params)
+    leaves_b = jax.tree.leaves(state_b.runners.params)
     assert len(leaves_a) == len(leaves_b) > 0
     for a, b in zip(leaves_a, leaves_b, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    for a, b in zip(jax.tree.leaves(state_a[0].opt_state), jax.tree.leaves(state_b[0].opt_state),
-                    strict=True):
+    for a, b in zip(jax.tree.leaves(state_a.runners.opt_state),
+                    jax.tree.leaves(state_b.runners.opt_state), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     same = lambda key: json.dumps(res_a[key]) == json.dumps(res_b[key])  # NaN-safe
     assert same("final_train") and same("eval")
@@ -73,8 +74,7 @@ def test_mismatched_partial_or_missing_checkpoints_raise(runs, tmp_path):
     config, root, _, _ = runs
     like = jax.eval_shape(make_trainer(config).init, jax.random.key(0))
     with pytest.raises(checkpoint.CheckpointError, match="'lr'"):
-        checkpoint.restore(root / "a", config.__class__.from_dict(
-            {**config.to_dict(), "lr": 0.5}), like)
+        checkpoint.restore(root / "a", config.from_dict({**config.to_dict(), "lr": 0.5}), like)
     bigger = make_trainer(load(None, TINY + ["hidden=16"]))
     with pytest.raises(checkpoint.CheckpointError, match="does not match"):
         checkpoint.restore(root / "a", config, jax.eval_shape(bigger.init, jax.random.key(0)))
@@ -91,3 +91,35 @@ def test_mismatched_partial_or_missing_checkpoints_raise(runs, tmp_path):
         checkpoint.restore(empty, config, like)
     with pytest.raises(checkpoint.CheckpointError, match="no checkpoint directory"):
         checkpoint.restore(tmp_path / "nowhere", config, like)
+
+
+# orbax leaves an un-awaited read coroutine behind when a restore fails: not ours to fix
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_checkpoint_of_the_old_format_is_a_clear_error(runs, tmp_path, capsys):
+    """A checkpoint written before the per-algorithm configs (format 1: one flat config of 45
+    keys, no format marker, the state a plain tuple) is refused with a message, not a
+    traceback, by the library, by ``--resume`` and by ``baselines.evaluate``."""
+    import orbax.checkpoint as ocp
+
+    from baselines import evaluate as bevaluate
+    from baselines import train as btrain
+
+    config, _, _, _ = runs
+    old = tmp_path / "old"
+    flat = {**config.to_dict(), "parameter_sharing": True, "gradient_steps": 1}  # format 1
+    mgr = checkpoint.manager(old)
+    mgr.save(1, args=ocp.args.Composite(
+        state=ocp.args.StandardSave({"runner": {"key": np.zeros((1, 2), np.uint32)},
+                                     "update": np.int32(1)}),
+        config=ocp.args.JsonSave(flat), metrics=ocp.args.JsonSave([{"update": 1}])))
+    mgr.wait_until_finished()
+    mgr.close()
+    like = jax.eval_shape(make_trainer(config).init, jax.random.key(0))
+    with pytest.raises(checkpoint.CheckpointError, match="has format 1; this code reads format"):
+        checkpoint.restore(old, config, like)
+    with pytest.raises(SystemExit) as exc:
+        btrain.main(["--resume", str(old)])
+    assert exc.value.code == 2 and "has format 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        bevaluate.main(["--checkpoint", str(old)])
+    assert exc.value.code == 2 and "train again" in capsys.readouterr().err

@@ -21,6 +21,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from agents import sharding
+from agents.loop import TrainState
 from agents.mappo import make_trainer
 from baselines import checkpoint
 from baselines.config import load
@@ -36,7 +37,7 @@ CHILD = textwrap.dedent("""
     import jax, numpy as np
     from jax.sharding import PartitionSpec as P
     from agents import sharding
-    from agents.sharding import PER_ENV_FIELDS
+    from agents.mappo import Runner
     from baselines import checkpoint
     from baselines.config import load
     from baselines.train import train
@@ -56,30 +57,30 @@ CHILD = textwrap.dedent("""
         config, res8, state8 = runs[8]
         restored, _ = checkpoint.restore(f"{keep}/8", config, state8)
         restored = sharding.shard(restored, sharding.make_mesh(8))
+        raw = lambda r: jax.device_get(r._replace(key=jax.random.key_data(r.key)))
         out["restored_equal"] = all(
-            np.array_equal(a, b) for a, b in zip(jax.tree.leaves(jax.device_get(
-                restored[0]._replace(key=jax.random.key_data(restored[0].key)))),
-                jax.tree.leaves(jax.device_get(state8[0]._replace(
-                    key=jax.random.key_data(state8[0].key)))), strict=True))
+            np.array_equal(a, b) for a, b in zip(jax.tree.leaves(raw(restored.runners)),
+                                                 jax.tree.leaves(raw(state8.runners)),
+                                                 strict=True))
         out["restored_shardings_equal"] = all(
             a.sharding == b.sharding
             for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state8), strict=True))
         rows = {n: [json.loads(r) for r in open(f"{keep if n == 8 else d}/{n}/metrics.jsonl")]
                 for n in (1, 8)}
     (_, res1, state1) = runs[1]
-    runners = state8[0]
+    runners = state8.runners
     out["per_env"] = [
         {"field": f, "spec": str(leaf.sharding.spec), "shards": len(leaf.addressable_shards),
          "shard_envs": sorted({s.data.shape[1] for s in leaf.addressable_shards}),
          "devices": len({s.device for s in leaf.addressable_shards})}
-        for f in PER_ENV_FIELDS for leaf in jax.tree.leaves(getattr(runners, f))]
+        for f in Runner.per_env_fields for leaf in jax.tree.leaves(getattr(runners, f))]
     out["expected_spec"] = str(P(None, "data"))
     out["replicated"] = all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(
-        (runners.params, runners.opt_state, runners.key, state8[1])))
+        (runners.params, runners.opt_state, runners.key, state8.update)))
     out["single_device"] = all(len(leaf.sharding.device_set) == 1
                                for leaf in jax.tree.leaves(state1))
     out["rows"] = rows
-    out["params"] = [jax.tree.map(lambda a: np.asarray(a).tolist(), s[0].params)
+    out["params"] = [jax.tree.map(lambda a: np.asarray(a).tolist(), s.runners.params)
                      for s in (state1, state8)]
     out["eval"] = [res1["eval"]["mean"], res8["eval"]["mean"]]
     print("JSON" + json.dumps(out))
@@ -133,10 +134,10 @@ def test_sharded_checkpoint_restores_and_reshards(child):
 def test_checkpoint_saved_on_8_devices_restores_on_one(child):
     config = load(None, TINY + ["num_devices=8"])
     like = jax.eval_shape(make_trainer(config).init, jax.random.key(config.seed))
-    (runners, update), rows = checkpoint.restore(child["run_dir"], config, like)
-    assert int(update) == 4 and len(rows) == 4
-    assert all(len(x.sharding.device_set) == 1 for x in jax.tree.leaves((runners, update)))
-    np.testing.assert_array_equal(_flat(jax.device_get(runners.params)),
+    state, rows = checkpoint.restore(child["run_dir"], config, like)
+    assert int(state.update) == 4 and len(rows) == 4
+    assert all(len(x.sharding.device_set) == 1 for x in jax.tree.leaves(state))
+    np.testing.assert_array_equal(_flat(jax.device_get(state.runners.params)),
                                   _flat(child["params"][1]))
 
 
@@ -144,8 +145,10 @@ def test_make_mesh_errors():
     n = jax.device_count()
     with pytest.raises(ValueError, match=f"only {n} .*device"):
         sharding.make_mesh(n + 1)
-    with pytest.raises(ValueError, match="num_devices must be an integer >= 0"):
+    with pytest.raises(ValueError, match=r"num_devices \(0: all\) must be an integer in \[0"):
         sharding.make_mesh(-1)
+    with pytest.raises(ValueError, match="num_devices"):
+        sharding.make_mesh(True)
     assert sharding.make_mesh(0).devices.size == n and sharding.make_mesh(0).axis_names == (
         "data",)
     assert sharding.mesh_for(1, 8) is None
@@ -158,7 +161,7 @@ def test_make_mesh_indivisible_envs(child):
 def test_config_num_devices():
     assert load(None, ["num_devices=0"]).num_devices == 0
     assert load(None, []).num_devices == 1
-    with pytest.raises(ValueError, match="'num_devices'.*integer >= 0"):
+    with pytest.raises(ValueError, match=r"'num_devices'.*integer in \[0, inf\)"):
         load(None, ["num_devices=-1"])
     with pytest.raises(ValueError, match="'num_devices': 8 must divide num_envs = 12"):
         load(None, ["num_envs=12", "num_minibatches=4", "num_devices=8"])
@@ -168,12 +171,13 @@ class _Buffer(NamedTuple):  # a replay buffer's own "obs" is not per-env: stays 
     obs: jax.Array
 
 
-class _Learner(NamedTuple):  # another learner's runner: per-env fields by name, extra buffer
+class _Learner(NamedTuple):  # another learner's runner: its own per-env fields, extra buffer
     params: dict
     env_state: dict
     obs: jax.Array
     buffer: _Buffer
     key: jax.Array
+    per_env_fields = ("env_state", "obs")
 
 
 def test_state_shardings_generic_over_runners_and_typed_keys():
@@ -183,13 +187,16 @@ def test_state_shardings_generic_over_runners_and_typed_keys():
                        "pos": jnp.zeros((2, 4, 5))},
                       jnp.zeros((2, 4, 7)), _Buffer(jnp.zeros((2, 100, 4))), jax.random.split(
                           jax.random.key(1), 2))
-    specs = jax.tree.map(lambda s: s.spec, sharding.state_shardings((runner, jnp.int32(0)), mesh))
-    (r, i) = specs
+    state = TrainState(runner, jnp.int32(0))
+    specs = jax.tree.map(lambda s: s.spec, sharding.state_shardings(state, mesh))
+    r, i = specs.runners, specs.update
     assert r.env_state == {"k": P(None, "data"), "pos": P(None, "data")} and r.obs == P(
         None, "data")
     assert r.params == {"w": P()} and r.buffer == _Buffer(P()) and r.key == P() and i == P()
-    placed = sharding.shard((runner, jnp.int32(0)), mesh)
-    assert jax.dtypes.issubdtype(placed[0].env_state["k"].dtype, jax.dtypes.prng_key)
-    assert placed[0].env_state["k"].sharding.spec == P(None, "data")
-    with pytest.raises(ValueError, match="no env axis 1"):
-        sharding.state_shardings(runner._replace(obs=jnp.zeros(3)), mesh)
+    placed = sharding.shard(state, mesh).runners
+    assert jax.dtypes.issubdtype(placed.env_state["k"].dtype, jax.dtypes.prng_key)
+    assert placed.env_state["k"].sharding.spec == P(None, "data")
+    with pytest.raises(ValueError, match="per-env leaf obs of shape .* no env axis 1"):
+        sharding.state_shardings(TrainState(runner._replace(obs=jnp.zeros(3)), 0), mesh)
+    no_envs = _Buffer(jnp.zeros((2, 4)))  # a runner without per_env_fields (IQL's kind)
+    assert sharding.state_shardings(TrainState(no_envs, 0), mesh).runners.obs.spec == P()
