@@ -7,8 +7,15 @@
 :class:`Config` holds the keys every algorithm takes (environment, messages, network width,
 optimiser, run size and bookkeeping). :class:`PPOConfig` (``algorithm: mappo`` or ``ippo``,
 trained by :mod:`agents.mappo`) and :class:`IQLConfig` (``algorithm: iql``, :mod:`agents.iql`)
-add their own. YAML files stay flat: ``algorithm`` picks the class and every other key must be
-one of its fields, so a key the chosen algorithm would ignore (``encoder`` for IQL) is a
+add their own. ``obs_embedding: true`` (PPO) feeds the networks the environment's sparse
+observation instead of the flattened one-hot (``env_kwargs: {obs_mode: index}``: the compact
+encoding all the way into the first layer); the first layers then sum the kernel rows the
+one-hot's nonzero entries select, times their values, which is exactly ``Dense(one-hot)`` with
+the same kernel (same parameters, same function, float summation order aside; see
+:mod:`agents.networks`). Envs without ``sparse_obs`` refuse it.
+
+YAML files stay flat: ``algorithm`` picks the class and every other key must be one of its
+fields, so a key the chosen algorithm would ignore (``encoder`` for IQL) is a
 ``ValueError`` naming the keys that algorithm takes. Building a config checks every field
 (types, ranges, choices: ``dcgenv.checks``), the rules across fields, the env id with its
 overrides and the channel with its arguments, each error naming the key and what is allowed.
@@ -112,7 +119,9 @@ class Config:
             return checks.integer(owner, name, value, low=0 if name in ZERO_OK else 1)
         if kind == "float":
             return checks.real(owner, name, _yaml_float(value), 0, 1 if name in UNIT else None)
-        if name == "env":
+        if name == "env":  # a registered id, or jaxmarl:<id> (built when validated)
+            if isinstance(value, str) and value.startswith(dcgenv.registry.JAXMARL):
+                return value
             return checks.choice(owner, name, value, dcgenv.registered())
         if not isinstance(value, dict):  # the *_kwargs mappings and the curriculum
             raise ValueError(f"{owner}: got {value!r}; allowed: a mapping (e.g. {{delta: 0.2}})")
@@ -148,6 +157,9 @@ class PPOConfig(Config):
     hops: int = 1  # CommNet communication hops per step
     aggregate: str = "attention"  # mean (CommNet), gated (IC3Net gate), attention (TarMAC)
     encoder: str = "mlp"  # mlp or gru (recurrent actor, truncated BPTT over a rollout)
+    # first layers embed the env's sparse observation (env.sparse_obs: index entries and
+    # counts), exactly Dense(one-hot) with the same kernel; for env_kwargs {obs_mode: index}
+    obs_embedding: bool = False
     team_reward: bool = False  # replace each agent's reward by the team mean
     # linear schedule of one float env param over training, e.g. IC3Net's add_rate curriculum:
     # {param: add_rate, start: 0.1, end: 0.3, begin: 0.1, finish: 0.5} (begin/finish: fractions
@@ -185,6 +197,11 @@ class PPOConfig(Config):
                              "(or set comm: none)")
         if self.curriculum:
             _check_curriculum(self.curriculum, self.environment[1])
+        if self.obs_embedding and not hasattr(self.environment[0], "sparse_obs"):
+            raise ValueError(f"config key 'obs_embedding': {self.env} has no sparse "
+                             "observation (env.sparse_obs); allowed: true only for "
+                             "TrafficJunction-* and PredatorPrey-easy/medium/hard (best with "
+                             "env_kwargs {obs_mode: index}), else false")
 
 
 @dataclasses.dataclass(frozen=True)

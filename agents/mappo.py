@@ -93,10 +93,12 @@ def make_networks(config: PPOConfig, env, env_params) -> tuple[nets.Actor, nets.
     return actor, nets.Critic(config.hidden, centralised=config.algorithm == "mappo")
 
 
-def observe(obs, num_agents: int, agent_id: bool):
+def observe(obs, num_agents: int, agent_id: bool, sparse_env=None):
     """One env's obs -> (features ``[N, D]``, alive ``[N]``: the env's ``alive``/``active``
-    mask where its obs has one, else all True)."""
-    x = nets.flatten_obs(obs, num_agents, agent_id)
+    mask where its obs has one, else all True). With ``sparse_env`` (``obs_embedding``: the
+    unwrapped env) the features are its sparse one-hot coordinates, a ``nets.SparseObs``."""
+    x = (nets.flatten_obs(obs, num_agents, agent_id) if sparse_env is None
+         else nets.sparse_features(sparse_env, obs, num_agents, agent_id))
     key = next((k for k in ("alive", "active") if isinstance(obs, dict) and k in obs), None)
     return x, (jnp.ones(num_agents, bool) if key is None else obs[key].astype(bool))
 
@@ -201,7 +203,8 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
     lr = optax.linear_schedule(config.lr, 0.0, opt_steps) if config.anneal_lr else config.lr
     tx = make_optimizer(config, lr)
     carry_width = config.hidden if config.encoder == "gru" else 1
-    features = jax.vmap(lambda obs: observe(obs, num_agents, config.agent_id))
+    sparse_env = config.environment[0] if config.obs_embedding else None
+    features = jax.vmap(lambda obs: observe(obs, num_agents, config.agent_id, sparse_env))
 
     def init(key) -> Runner:
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
@@ -224,21 +227,25 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
                                              comm_key, True)
             action = nets.sample(dists, act_key)
             return carry, action, nets.log_prob(dists, action), comm
-        carry, action, log_prob, comm = jax.vmap(act)(
-            runner.carry, x, alive, runner.reset, comm_keys, jax.random.split(k_act, E))
-        value = critic_values(critic, runner.params, x)
-        obs, env_state, reward, terminated, truncated, info = jax.vmap(
-            env.step, in_axes=(0, 0, 0, None))(
-            jax.random.split(k_env, E), runner.env_state, action, train_params)
+        with jax.named_scope("act"):
+            carry, action, log_prob, comm = jax.vmap(act)(
+                runner.carry, x, alive, runner.reset, comm_keys, jax.random.split(k_act, E))
+            value = critic_values(critic, runner.params, x)
+        with jax.named_scope("env"):
+            obs, env_state, reward, terminated, truncated, info = jax.vmap(
+                env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_env, E), runner.env_state, action, train_params)
         done = terminated | truncated
         step_info = read_info(info, done)
         x_final, alive_next = features(step_info.final_observation)
+        with jax.named_scope("act"):
+            next_value = critic_values(critic, runner.params, x_final)
         if config.team_reward:
             reward = jnp.broadcast_to(reward.mean(-1, keepdims=True), reward.shape)
         tr = Transition(
             obs=x, alive=alive, reset=runner.reset, comm_key=jax.random.key_data(comm_keys),
             action=action, log_prob=log_prob, value=value,
-            next_value=critic_values(critic, runner.params, x_final),
+            next_value=next_value,
             leaves=alive & ~alive_next, reward=reward, terminated=terminated, done=done,
             bits=comm["bits"], messages=comm["messages"], env_bits=step_info.bits,
             episode_end=info["returned_episode"], success=logged_success(info),
@@ -253,7 +260,8 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
         runner, traj = jax.lax.scan(lambda *a: env_step(*a, train_params),
                                     runner._replace(key=key), jax.random.split(k_roll, T))
         # CALCULATE ADVANTAGE
-        return runner, Batch(carry, traj, *gae(config, traj))
+        with jax.named_scope("gae"):
+            return runner, Batch(carry, traj, *gae(config, traj))
 
     # UPDATE NETWORK
     def loss(params, batch: Batch):
@@ -269,10 +277,12 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
 
             def minibatch(state, idx):
                 params, opt_state = state
-                mb = Batch(batch.carry[idx], *jax.tree.map(lambda x: x[:, idx], batch[1:]))
+                with jax.named_scope("minibatch"):
+                    mb = Batch(batch.carry[idx], *jax.tree.map(lambda x: x[:, idx], batch[1:]))
                 grads, parts = jax.grad(loss, has_aux=True)(params, mb)
-                upd, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, upd), opt_state), parts
+                with jax.named_scope("optimizer"):
+                    upd, opt_state = tx.update(grads, opt_state, params)
+                    return (optax.apply_updates(params, upd), opt_state), parts
             return jax.lax.scan(minibatch, state, groups)
 
         (params, opt_state), parts = jax.lax.scan(epoch, (runner.params, runner.opt_state),
@@ -282,8 +292,10 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
 
     def update(runner: Runner, iteration=0):
         """One PPO update for one seed: rollout, GAE, epochs x minibatches."""
-        runner, batch = collect(runner, iteration)
-        runner, losses = learn(runner, batch)
+        with jax.named_scope("rollout"):
+            runner, batch = collect(runner, iteration)
+        with jax.named_scope("learn"):
+            runner, losses = learn(runner, batch)
         metrics = episode_metrics(batch.traj)
         if config.curriculum:
             name = config.curriculum["param"]

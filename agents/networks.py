@@ -10,6 +10,21 @@ Action heads follow the environment's action space: ``Discrete(n)`` -> a categor
 (``distrax.Categorical``); a ``Box``/``Normal`` leaf (e.g. GridWorld's ``message``) -> a
 diagonal Gaussian with a learned, state-independent log-std; a ``Dict`` of those -> a dict of
 distributions whose log-probabilities are summed (:func:`log_prob`, :func:`entropy`).
+
+Embedded observations (the learners' ``obs_embedding: true``). The first layer of every network
+is a Dense on the one-hot observation ``x``: ``b + x @ W`` is ``b`` plus the rows of ``W``
+selected by the nonzero entries of ``x``, times their values (ones, and the counts of the count
+channels). An environment with ``sparse_obs`` (TrafficJunction, PredatorPrey; from
+``obs_mode="index"`` it costs a few integer ops per window cell) gives those coordinates,
+``(index, value)`` per agent, and :func:`sparse_features` wraps them (plus the agent id, as
+entries too) in a :class:`SparseObs`. :class:`Dense` (``nn.Dense`` with the same name, params
+and initialisation, so the one-hot and the embedded network share parameter trees and a
+checkpoint serves both) then computes the embedding bag ``b + sum_k value_k W[index_k]``, the
+same ``[D_onehot, hidden]`` kernel, without building the one-hot: the same function of the same
+information, equal up to float summation order. The centralised critic's input (every agent's
+observation, then its own) is a :class:`SparseObs` too (:func:`centralise`): agent ``j``'s
+entries offset by ``j * D``, the own ones by ``N * D``; the part all agents share is summed
+once per environment, not once per agent.
 """
 
 from __future__ import annotations
@@ -21,6 +36,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from dcgenv import comms, spaces
 
@@ -48,6 +64,116 @@ def flatten_obs(obs: Any, num_agents: int, agent_id: bool = False) -> jax.Array:
     return jnp.concatenate(leaves, axis=-1)
 
 
+@struct.dataclass
+class SparseObs:
+    """The nonzero entries of a float ``[..., width]`` input: ``value[..., k]`` at column
+    ``index[..., k]`` (duplicates add up; padding has value 0), and optionally ``shared_*``
+    entries of a part every row has (leading axes without the row axis: the centralised
+    critic's joint observation, summed once). A pytree (``width`` static), indexed and
+    ``.shape``-d like the dense input it stands for."""
+
+    index: jax.Array  # int32 [..., N, K]
+    value: jax.Array  # float32 [..., N, K]
+    width: int = struct.field(pytree_node=False)
+    shared_index: jax.Array | None = None  # int32 [..., M]
+    shared_value: jax.Array | None = None  # float32 [..., M]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.index.shape[:-1], self.width)
+
+    def __getitem__(self, i) -> SparseObs:
+        return jax.tree.map(lambda a: a[i], self)
+
+    def dense(self) -> jax.Array:
+        """The dense input (for tests and debugging)."""
+        def scatter(index, value):
+            return jnp.zeros(self.width, value.dtype).at[index].add(value)
+        x = jnp.vectorize(scatter, signature="(k),(k)->(d)")(self.index, self.value)
+        if self.shared_index is not None:
+            x = x + jnp.vectorize(scatter, signature="(k),(k)->(d)")(
+                self.shared_index, self.shared_value)[..., None, :]
+        return x
+
+
+def sparse_features(env, obs: Any, num_agents: int, agent_id: bool = False) -> SparseObs:
+    """``flatten_obs(env.expand_obs(obs), num_agents, agent_id)`` as a :class:`SparseObs`:
+    ``env.sparse_obs``'s entries (width ``env.sparse_width``), then the agent id as one more
+    entry per agent. ``obs``: one environment's agent-stacked observation."""
+    index, value = env.sparse_obs(obs)
+    width = env.sparse_width
+    if agent_id:
+        index = jnp.concatenate([index, width + jnp.arange(num_agents)[:, None]], -1)
+        value = jnp.concatenate([value, jnp.ones((num_agents, 1), value.dtype)], -1)
+        width += num_agents
+    return SparseObs(index.astype(jnp.int32), value.astype(jnp.float32), width)
+
+
+def centralise(obs):
+    """The centralised critic's input ``[N, N*D + D]``: every agent's ``[N, D]`` input
+    concatenated, then its own. A :class:`SparseObs` stays sparse: the joint part becomes its
+    ``shared`` entries (agent ``j``'s columns offset by ``j*D``), the own part is offset by
+    ``N*D``: exactly the columns of the dense concatenation. A dense one becomes a
+    :class:`JointObs`, the same columns factored."""
+    if isinstance(obs, SparseObs):
+        n, w = obs.index.shape[0], obs.width
+        shared = (obs.index + w * jnp.arange(n)[:, None]).reshape(-1)
+        return SparseObs(obs.index + n * w, obs.value, (n + 1) * w, shared,
+                         obs.value.reshape(-1))
+    return JointObs(obs.reshape(-1), obs)
+
+
+@struct.dataclass
+class JointObs:
+    """The centralised critic's dense input ``[N, N*D + D]`` kept factored: ``joint``
+    ``[N*D]`` (every agent's input, the same in every row) and ``own`` ``[N, D]``, so that
+    :class:`Dense` multiplies the joint part once per environment instead of once per agent
+    (``N + 1`` times fewer multiply-adds in the critic's first layer, and no ``[N, N*D + D]``
+    copy)."""
+
+    joint: jax.Array  # [..., N*D]
+    own: jax.Array  # [..., N, D]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.own.shape[:-1], self.joint.shape[-1] + self.own.shape[-1])
+
+    def dense(self) -> jax.Array:
+        """The concatenated input (for tests and debugging)."""
+        joint = jnp.broadcast_to(self.joint[..., None, :], self.shape[:-1] + self.joint.shape[-1:])
+        return jnp.concatenate([joint, self.own], -1)
+
+
+class Dense(nn.Dense):
+    """``nn.Dense`` (same name, params and initialisation) that also takes a
+    :class:`JointObs` (the joint part multiplied once) or a :class:`SparseObs`: then
+    ``bias + sum_k value_k * kernel[index_k]`` (plus the shared entries), an embedding bag
+    with the ``[width, features]`` kernel the dense input would have; both equal
+    ``Dense(obs.dense())`` up to float summation order."""
+
+    @nn.compact
+    def __call__(self, inputs):
+        if isinstance(inputs, JointObs):
+            kernel = self.param("kernel", self.kernel_init, (inputs.shape[-1], self.features),
+                                self.param_dtype)
+            split = inputs.joint.shape[-1]
+            y = (inputs.joint @ kernel[:split])[..., None, :] + inputs.own @ kernel[split:]
+            if self.use_bias:
+                y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            return y
+        if not isinstance(inputs, SparseObs):
+            return super().__call__(inputs)
+        kernel = self.param("kernel", self.kernel_init, (inputs.width, self.features),
+                            self.param_dtype)
+        bag = lambda index, value: jnp.einsum("...k,...kh->...h", value, kernel[index])
+        y = bag(inputs.index, inputs.value)
+        if inputs.shared_index is not None:
+            y = y + bag(inputs.shared_index, inputs.shared_value)[..., None, :]
+        if self.use_bias:
+            y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        return y
+
+
 class MLP(nn.Module):
     hidden: int
     layers: int = 2
@@ -55,7 +181,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x):
         for _ in range(self.layers):
-            x = nn.tanh(nn.Dense(self.hidden)(x))
+            x = nn.tanh(Dense(self.hidden)(x))
         return x
 
 
@@ -82,7 +208,7 @@ class Actor(nn.Module):
         n = obs.shape[0]
         if self.encoder == "gru":
             carry = jnp.where(reset, jnp.zeros_like(carry), carry)
-            x = nn.tanh(nn.Dense(self.hidden)(obs))
+            x = nn.tanh(Dense(self.hidden)(obs))
             carry, h0 = nn.GRUCell(self.hidden)(carry, x)
         else:
             h0 = MLP(self.hidden)(obs)
@@ -127,8 +253,7 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, obs):
         if self.centralised:
-            joint = jnp.broadcast_to(obs.reshape(1, -1), (obs.shape[0], obs.size))
-            obs = jnp.concatenate([joint, obs], -1)
+            obs = centralise(obs)
         return nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(
             MLP(self.hidden)(obs))[:, 0]
 

@@ -81,3 +81,23 @@ def test_gru_carry_resets_and_dict_heads_sample_and_score():
     assert nets.mode(dists)["message"].shape == (2, 4)
     with pytest.raises(ValueError, match="unsupported action space"):
         nets.head_spec(spaces.Box(0.0, 1.0, (2, 2)))
+
+
+def test_centralised_critic_is_the_dense_layer_on_the_concatenated_input():
+    """The critic's factored first layer (the joint part multiplied once per environment)
+    computes the MLP on ``[every agent's input, own input]`` with the same parameters."""
+    x = jax.random.normal(jax.random.key(1), (3, 5, 7))  # 3 envs, 5 agents
+    critic = nets.Critic(16, centralised=True)
+    params = critic.init(jax.random.key(0), x[0])
+    values = jax.vmap(lambda obs: critic.apply(params, obs))(x)
+    p = params["params"]
+    joint = jnp.broadcast_to(x.reshape(3, 1, -1), (3, 5, 35))
+    h = jnp.concatenate([joint, x], -1)
+    for layer in ("Dense_0", "Dense_1"):
+        h = jnp.tanh(h @ p["MLP_0"][layer]["kernel"] + p["MLP_0"][layer]["bias"])
+    expected = (h @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"])[..., 0]
+    assert p["MLP_0"]["Dense_0"]["kernel"].shape == (42, 16)  # 5 x 7 joint + 7 own
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
+    other = x.at[:, 4].add(1.0)  # the last agent's input reaches every agent's value
+    changed = jax.vmap(lambda obs: critic.apply(params, obs))(other)
+    assert bool((jnp.abs(changed - values)[:, :4] > 1e-6).all())

@@ -229,6 +229,31 @@ def test_visible_car_is_counted_in_its_window_cell():
                                   np.asarray(crash.alive))
 
 
+@pytest.mark.parametrize("obs_mode", ["onehot", "uint8", "index"])
+def test_every_last_act_and_route_is_observed_and_free_slots_see_nothing(obs_mode):
+    """get_obs reads [alive, last_act, route] from a lookup table: every row, every mode."""
+    env = dcgenv.make("TrafficJunction-hard-v0", obs_mode=obs_mode)[0]
+    params = env.default_params
+    full = dcgenv.make("TrafficJunction-hard-v0")[0]
+    n, num_routes = env.num_agents, env.num_routes
+    for last_act in (0, 1):
+        for first in range(0, num_routes, n // 2):
+            # slots 0, 2, 4, ... hold cars on routes first, first + 1, ...; odd slots are free
+            # with stale route, position and last action (and the same cell as a car)
+            routes = np.arange(first, first + n) % num_routes
+            cars = [(slot, int(routes[slot]), 0, 0) for slot in range(0, n, 2)]
+            state = place(env, cars)
+            stale = np.asarray(state.alive) == 0
+            state = state.replace(route=jnp.asarray(routes, jnp.int32),
+                                  last_act=jnp.full(n, last_act, jnp.int32))
+            obs = np.asarray(env.expand_obs(env.get_obs(state, params), params)["obs"])
+            np.testing.assert_allclose(obs, reference_obs(full, "hard", state), atol=1e-6)
+            assert np.all(obs[stale] == 0)
+            np.testing.assert_array_equal(obs[~stale, 0], last_act)
+            np.testing.assert_allclose(obs[~stale, 1], routes[~stale] / (num_routes - 1),
+                                       atol=1e-6)
+
+
 # ---------------------------------------------------------------------------- curriculum, errors
 @pytest.mark.parametrize("level", LEVEL_NAMES)
 def test_curriculum_schedule(level):

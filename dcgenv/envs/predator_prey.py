@@ -221,6 +221,36 @@ class PredatorPrey(MultiAgentEnv):
             view = self._one_hot(view[..., 0], view[..., 1], view[..., 2])
         return {"view": view.astype(jnp.float32), "active": obs["active"]}
 
+    @property
+    def sparse_width(self) -> int:
+        """Width of the flattened one-hot observation :meth:`sparse_obs` indexes: ``active``
+        (1) then ``view`` (``(2v+1)^2 * vocab``)."""
+        return 1 + (2 * self.vision + 1) ** 2 * self.vocab
+
+    def sparse_obs(self, obs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        """Any ``obs_mode``'s observation -> the nonzero entries of the ``"onehot"`` one
+        flattened (``[active, view.ravel()]``: :meth:`expand_obs`'s leaves in
+        ``jax.tree.leaves`` order, as ``agents.networks.flatten_obs`` ravels them):
+        ``(index int32, value float32)``, both ``[..., 1 + 3 (2v+1)^2]``. Adding each ``value``
+        at its ``index`` into zeros of width :attr:`sparse_width` gives that vector bit for bit
+        (padding entries have value 0). Jittable, any batch axes. From ``"index"``: per window
+        cell its id, prey and predator entries (an embedding-bag input); other modes: a stable
+        argsort of the one-hot (nonzero entries first)."""
+        w, active = (2 * self.vision + 1) ** 2, obs["active"][..., None].astype(jnp.float32)
+        batch = active.shape[:-1]
+        if self.obs_mode != "index":
+            flat = jnp.concatenate([active, obs["view"].reshape(*batch, -1).astype(jnp.float32)],
+                                   -1)
+            index = jnp.argsort(flat == 0, axis=-1, stable=True)[..., :1 + 3 * w]
+            return index.astype(jnp.int32), jnp.take_along_axis(flat, index, -1)
+        view = obs["view"].astype(jnp.int32).reshape(*batch, w, 3)  # id, prey, predators
+        prey = self.dim * self.dim + 2  # the prey channel; the predator channel follows
+        cells = (1 + jnp.arange(w)[:, None] * self.vocab
+                 + view.at[..., 1].set(prey).at[..., 2].set(prey + 1))
+        index = jnp.concatenate([jnp.zeros((*batch, 1), jnp.int32), cells.reshape(*batch, -1)], -1)
+        value = jnp.concatenate([active, view.at[..., 0].set(1).reshape(*batch, -1)], -1)
+        return index.astype(jnp.int32), value.astype(jnp.float32)
+
     def render(self, state: EnvState, params: EnvParams | None = None,
                cell_px: int = 8) -> jax.Array:
         """uint8 ``[dim * cell_px, dim * cell_px, 3]``: the prey's cell orange, each predator a
