@@ -11,6 +11,10 @@ vmapped over). Anything else, or a value of the wrong type, is a ``ValueError`` 
 allowed fields; so is a params value outside its documented range (``EnvParams.validate``:
 ``make("TrafficJunction-easy-v0", add_rate=5)`` names ``add_rate``, ``5.0`` and ``[0, 1]``).
 Constructor arguments are checked by the environment's constructor.
+
+``make("jaxmarl:<JaxMARL id>", **kwargs)`` builds a JaxMARL environment (``jaxmarl.make(id,
+**kwargs)``) behind dcgenv's API (``dcgenv.adapters.from_jaxmarl``; needs the ``jaxmarl``
+extra), so a learner config can name one: ``env: jaxmarl:MPE_simple_spread_v3``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import numpy as np
 
 from dcgenv.core import EnvParams, MultiAgentEnv
 
+JAXMARL = "jaxmarl:"  # make("jaxmarl:<id>"): a JaxMARL environment through from_jaxmarl
 _ID = re.compile(r"^[A-Z][A-Za-z0-9]*(-[a-z0-9]+)?-v\d+$")
 
 
@@ -57,7 +62,11 @@ def registered() -> list[str]:
 
 
 def make(env_id: str, **overrides: Any) -> tuple[MultiAgentEnv, Any]:
-    """Build a registered environment and its default params, with overrides applied."""
+    """Build a registered environment and its default params, with overrides applied
+    (``jaxmarl:<id>``: a JaxMARL environment, the overrides passed to ``jaxmarl.make``)."""
+    if env_id.startswith(JAXMARL):
+        from dcgenv.adapters.from_jaxmarl import from_jaxmarl
+        return from_jaxmarl(env_id[len(JAXMARL):], **overrides)
     if env_id not in _REGISTRY:
         close = difflib.get_close_matches(env_id, _REGISTRY, n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
