@@ -261,3 +261,54 @@ def test_td_loss_matches_a_reference(double_q):
     per_agent = ((taken - y) ** 2)[filled].sum(0) / filled.sum()
     np.testing.assert_allclose(parts["per_agent"], per_agent, rtol=1e-5)
     np.testing.assert_allclose(total, per_agent.mean() + 0.5 * 0.2, rtol=1e-5)
+
+
+def _reference_loss(trainer, params, target, batch, key):
+    """The TD loss the straightforward way: the per-step rollout network (``Agents.step``:
+    flax's Dense and GRUCell, autodiff through a plain scan) run over each episode from a zero
+    carry, with the same channel keys as ``Agents.unroll``."""
+    from agents.iql import Agents, td_loss
+
+    config, env = trainer.config, trainer.env
+    agents = Agents(config, env.num_agents, int(env.action_space(trainer.env_params).n))
+    batch_size, length = batch.obs.shape[:2]
+    keys = jax.random.split(key, batch_size * length).reshape(batch_size, length)
+
+    def q_values(p):
+        def step(carry, inputs):
+            obs, step_keys = inputs
+            carry, q, _ = jax.vmap(lambda *a: agents.step(p, *a, True))(carry, obs, step_keys)
+            return carry, q
+        carry = jnp.zeros((batch_size, env.num_agents, config.hidden))
+        _, q = jax.lax.scan(step, carry, (jnp.swapaxes(batch.obs, 0, 1), keys.T))
+        return jnp.swapaxes(q, 0, 1)
+
+    q_target = q_values(jax.lax.stop_gradient(target))
+    return td_loss(config, q_values(params), q_target, batch, jnp.float32(0.0))
+
+
+@pytest.mark.parametrize("name", ["iql_ps_comm", "iql_nps_comm"])  # no-comm: a subset
+def test_loss_and_gradients_match_a_step_by_step_reference(name):
+    """``trainer.loss`` (``Agents.unroll``: the embedding over whole episodes, the GRU in a
+    scan, the target unrolled outside the gradient) gives the loss and the gradients of the
+    plain step-by-step network with autodiff, PS and NPS, with and without messages; the
+    target network differs from the online one."""
+    trainer = make_trainer(tiny(name, hidden=16, env_kwargs={"max_steps_in_episode": 9}))
+    params, batch = _batch(trainer, jax.random.key(5), episodes=4)
+    target = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.key(6), x.shape),
+                          params)
+    key = jax.random.key(7)
+    grad = lambda f: jax.jit(jax.value_and_grad(f, has_aux=True))(params, target, batch, key)
+    (loss, parts), g = grad(trainer.loss)
+    (ref_loss, ref_parts), ref_g = grad(lambda *a: _reference_loss(trainer, *a))
+    assert float(ref_loss) > 0
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    np.testing.assert_allclose(parts["per_agent"], ref_parts["per_agent"], rtol=1e-5)
+    scale = max(float(jnp.abs(x).max()) for x in jax.tree.leaves(ref_g))
+    for path, a in jax.tree_util.tree_leaves_with_path(g):
+        b = ref_g
+        for k in path:
+            b = b[k.key]
+        assert float(jnp.abs(b).max()) > 0, jax.tree_util.keystr(path)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale,
+                                   err_msg=jax.tree_util.keystr(path))
