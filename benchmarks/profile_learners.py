@@ -23,7 +23,6 @@ import collections
 import glob
 import gzip
 import json
-import platform
 import re
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents import make_trainer  # noqa: E402
 from baselines.config import ROOT, load  # noqa: E402
+from benchmarks.train_throughput import run_meta  # noqa: E402
 
 CONFIGS = (ROOT / "configs" / "mappo_commnet_traffic_junction_easy.yaml",
            ROOT / "configs" / "iql_ps_comm_predator_prey_magym.yaml")
@@ -141,10 +141,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    device = jax.devices()[0]
-    meta = {"jax": jax.__version__, "platform": device.platform, "device": device.device_kind,
-            "machine": platform.processor() or platform.machine(), "argv": sys.argv[1:],
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+    meta = run_meta()
     rows = []
     for path in args.config:
         r = profile(load(path, args.set), args.updates, args.repeats)

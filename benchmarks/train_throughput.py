@@ -78,6 +78,14 @@ def measure(config, updates: int, repeats: int) -> dict:
                 metrics["loss"])).all())}
 
 
+def run_meta() -> dict:
+    """What a results file records about the run: JAX, device, machine, arguments, date."""
+    device = jax.devices()[0]
+    return {"jax": jax.__version__, "platform": device.platform, "device": device.device_kind,
+            "machine": platform.processor() or platform.machine(), "argv": sys.argv[1:],
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
 def memory_per_env(config, updates: int) -> dict:
     """MB per environment: its observation, the rollout one update learns from (every leaf of
     the batch ``collect`` returns) and XLA's temporary buffers of a compiled chunk of updates
@@ -156,10 +164,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    device = jax.devices()[0]
-    meta = {"jax": jax.__version__, "platform": device.platform, "device": device.device_kind,
-            "machine": platform.processor() or platform.machine(), "argv": sys.argv[1:],
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+    meta = run_meta()
     seeds = f"num_seeds={args.num_seeds}"
     configs = [load(MAPPO, [f"num_envs={n}", seeds]) for n in args.mappo_envs]
     configs += [load(IQL, [f"num_envs={n}", f"gradient_steps={max(1, n // 2)}", "num_seeds=1",
