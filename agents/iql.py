@@ -47,7 +47,7 @@ import optax
 
 from agents import networks as nets
 from agents.config import IQLConfig, make_optimizer
-from agents.loop import Trainer, make_loop, read_info
+from agents.loop import Trainer, global_norm, make_loop, read_info
 from dcgenv import comms
 
 
@@ -306,6 +306,7 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
             grads, parts = jax.grad(loss, has_aux=True)(params, runner.target, batch, k_loss)
             upd, opt_state = tx.update(grads, opt_state, params)
             parts = {k: v for k, v in parts.items() if k != "per_agent"}
+            parts["grad_norm"] = global_norm(grads)  # before clipping
             return (optax.apply_updates(params, upd), opt_state), parts
 
         def steps(state):  # the buffer is read here, never passed through the cond
@@ -314,7 +315,7 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
 
         def wait(state):
             nan = jnp.full(config.gradient_steps, jnp.nan, jnp.float32)
-            return state, {"loss": nan, "comm_cost": nan, "q_taken": nan}
+            return state, {"loss": nan, "comm_cost": nan, "q_taken": nan, "grad_norm": nan}
 
         (params, opt_state), parts = jax.lax.cond(
             buffer.can_sample(runner.buffer), steps, wait, (runner.params, runner.opt_state))

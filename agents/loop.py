@@ -64,6 +64,16 @@ def logged_success(info: dict) -> jax.Array:
     return info.get("returned_episode_success", jnp.zeros_like(info["returned_episode"]))
 
 
+def global_norm(tree) -> jax.Array:
+    """The L2 norm of all leaves of ``tree`` together (the learners' ``grad_norm`` metric)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+def params_finite(runners) -> jax.Array:
+    """Whether every leaf of ``runners.params`` is finite (no NaN, no inf)."""
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(runners.params)]))
+
+
 def make_loop(init, update, num_seeds: int, log_every: int, progress=None):
     """``init(key) -> TrainState`` (runners batched over seeds, update 0) and
     ``run(state, length, end=None) -> (state, metrics [length, ...] seed-mean)``.
@@ -71,8 +81,10 @@ def make_loop(init, update, num_seeds: int, log_every: int, progress=None):
     ``run`` is ``length`` (static) loop iterations; iteration ``i`` updates only while
     ``i < end`` (default: all), so chunks of one compiled length can stop anywhere. Metric
     rows of skipped iterations are NaN; otherwise ``metrics["iteration"]`` is the update
-    number. ``progress(update, metrics)`` is called from inside the compiled loop every
-    ``log_every`` updates with the seed-mean metrics.
+    number and ``metrics["finite"]`` is 1.0 if every seed's parameters are finite after the
+    update, else 0.0 (what ``baselines.train`` stops on). ``progress(update, metrics)`` is
+    called from inside the compiled loop every ``log_every`` updates with the seed-mean
+    metrics.
     """
 
     def init_seeds(key) -> TrainState:
@@ -86,6 +98,7 @@ def make_loop(init, update, num_seeds: int, log_every: int, progress=None):
             runners, metrics = jax.vmap(update, in_axes=(0, None))(runners, i)
             metrics = jax.tree.map(jnp.nanmean, metrics)
             metrics["iteration"] = (i + 1).astype(jnp.float32)  # NaN in skipped rows
+            metrics["finite"] = params_finite(runners).astype(jnp.float32)
             if progress is not None:
                 jax.lax.cond((i + 1) % log_every == 0,
                              lambda: jax.debug.callback(progress, i + 1, metrics), lambda: None)
@@ -104,7 +117,7 @@ def make_loop(init, update, num_seeds: int, log_every: int, progress=None):
                                 state.runners)
         shapes = jax.tree.map(lambda spec: jax.ShapeDtypeStruct(spec.shape[1:], spec.dtype),
                               shapes)
-        shapes["iteration"] = jax.ShapeDtypeStruct((), jnp.float32)
+        shapes["iteration"] = shapes["finite"] = jax.ShapeDtypeStruct((), jnp.float32)
         return jax.lax.scan(body, state, None, length=length)
 
     return init_seeds, run

@@ -32,7 +32,7 @@ import optax
 import dcgenv
 from agents import networks as nets
 from agents.config import PPOConfig, make_optimizer
-from agents.loop import Trainer, logged_success, make_loop, read_info
+from agents.loop import Trainer, global_norm, logged_success, make_loop, read_info
 
 
 class Runner(NamedTuple):
@@ -280,6 +280,7 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
                 with jax.named_scope("minibatch"):
                     mb = Batch(batch.carry[idx], *jax.tree.map(lambda x: x[:, idx], batch[1:]))
                 grads, parts = jax.grad(loss, has_aux=True)(params, mb)
+                parts["grad_norm"] = global_norm(grads)  # before clipping
                 with jax.named_scope("optimizer"):
                     upd, opt_state = tx.update(grads, opt_state, params)
                     return (optax.apply_updates(params, upd), opt_state), parts

@@ -25,10 +25,17 @@ MAPPINGS = ("env_kwargs", "channel_kwargs", "curriculum")
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    configs = ', '.join(sorted(p.name for p in (ROOT / 'configs').glob('*.yaml')))
+    if path.is_dir():
+        raise ValueError(f"config {str(path)!r} is a directory; pass one YAML file, e.g. "
+                         f"{str(path / 'NAME.yaml')!r} (the repository's configs/: {configs})")
     if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist; configs: "
-                         f"{', '.join(sorted(p.name for p in (ROOT / 'configs').glob('*.yaml')))}")
-    values = yaml.safe_load(path.read_text()) or {}
+        raise ValueError(f"config file {str(path)!r} does not exist; configs: {configs}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: {_yaml_problem(err)}"
+                         ) from None
     if not isinstance(values, dict):
         raise ValueError(f"config file {str(path)!r} must hold a mapping of config keys")
     return values
@@ -40,7 +47,11 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"override {item!r} is not of the form key=value")
-        value = yaml.safe_load(text) if text else ""
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as err:
+            raise ValueError(f"override {item!r}: the value is not valid YAML: "
+                             f"{_yaml_problem(err)}") from None
         field, dot, sub = key.partition(".")
         if dot:
             if field not in MAPPINGS:
@@ -55,3 +66,10 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """The validated config from ``path`` (default: the default baseline) and overrides."""
     return Config.from_dict(apply_overrides(read_yaml(path or DEFAULT), list(overrides)))
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """``line L, column C: problem`` of a YAML error (1-based, as editors count)."""
+    mark = getattr(err, "problem_mark", None)
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark else what

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from baselines import progress
 from baselines.config import ROOT, load
 from baselines.train import train
 
@@ -49,7 +50,7 @@ def read_run(run: Path) -> tuple[dict, list[dict]]:
     """``(results, metrics history)`` of a finished ``baselines.train`` run directory."""
     if not (run / "results.json").is_file():
         raise FileNotFoundError(f"{run}: no results.json (not a finished baselines.train run)")
-    history = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    history = progress.read_rows(run / "metrics.jsonl")
     return json.loads((run / "results.json").read_text()), history
 
 

@@ -45,6 +45,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents import make_trainer  # noqa: E402
+from baselines import records  # noqa: E402
 from baselines.config import ROOT, load  # noqa: E402
 
 MAPPO = ROOT / "configs" / "mappo_commnet_traffic_junction_easy.yaml"
@@ -81,7 +82,8 @@ def measure(config, updates: int, repeats: int) -> dict:
 def run_meta() -> dict:
     """What a results file records about the run: JAX, device, machine, arguments, date."""
     device = jax.devices()[0]
-    return {"jax": jax.__version__, "platform": device.platform, "device": device.device_kind,
+    return {"dcgenv": records.version(), "commit": records.git_commit(),
+            "jax": jax.__version__, "platform": device.platform, "device": device.device_kind,
             "machine": platform.processor() or platform.machine(), "argv": sys.argv[1:],
             "date": time.strftime("%Y-%m-%d %H:%M")}
 

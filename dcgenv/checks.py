@@ -14,6 +14,7 @@ NumPy scalars are accepted like Python ones. Not for traced values: these run on
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from collections.abc import Iterable
@@ -73,5 +74,8 @@ def choice(owner: str, name: str, value: Any, allowed: Iterable[Any]) -> Any:
     """One of ``allowed``."""
     allowed = tuple(allowed)
     if not any(value == a and type(value) is type(a) for a in allowed):
-        raise ValueError(f"{owner}: unknown {name} {value!r}; allowed: {list(allowed)}")
+        close = difflib.get_close_matches(value, [a for a in allowed if isinstance(a, str)],
+                                          n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{owner}: unknown {name} {value!r}{hint}; allowed: {list(allowed)}")
     return value

@@ -14,8 +14,9 @@ from baselines.config import load
 from baselines.evaluate import evaluate_checkpoint
 from baselines.train import train
 
-TINY = ["num_envs=4", "num_steps=4", "num_minibatches=2", "update_epochs=1", "hidden=8",
-        "num_updates=4", "checkpoint_every=2", "eval_episodes=6"]
+# tests/test_sharding.py trains it too (on 1 and 8 devices): one set of compiles, cached
+TINY = ["num_envs=8", "num_steps=4", "num_minibatches=2", "update_epochs=1", "hidden=8",
+        "num_updates=4", "checkpoint_every=2", "eval_episodes=4", "num_seeds=2"]
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,10 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(runs):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     same = lambda key: json.dumps(res_a[key]) == json.dumps(res_b[key])  # NaN-safe
     assert same("final_train") and same("eval")
-    rows_a = (root / "a" / "metrics.jsonl").read_text().splitlines()
-    assert rows_a == (root / "b" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(r)["update"] for r in rows_a] == [1, 2, 3, 4]
+    rows = lambda run: [r for r in (root / run / "metrics.jsonl").read_text().splitlines()
+                        if '"update"' in r]  # the session lines record dates and machines
+    assert rows("a") == rows("b")
+    assert [json.loads(r)["update"] for r in rows("a")] == [1, 2, 3, 4]
 
 
 def test_run_directory_holds_checkpoints_metrics_plot_and_results(runs):
@@ -55,14 +57,14 @@ def test_run_directory_holds_checkpoints_metrics_plot_and_results(runs):
     assert checkpoint.manager(root / "a", create=False).all_steps() == [2, 4]
     assert (root / "a" / "curve.png").stat().st_size > 1000
     saved = json.loads((root / "a" / "results.json").read_text())
-    assert saved["updates"] == 4 and saved["env_steps"] == 4 * 4 * 4
+    assert saved["updates"] == 4 and saved["env_steps"] == 4 * 8 * 4 * 2
     assert 0.0 <= saved["eval"]["mean"]["success"] <= 1.0
-    assert saved["eval"]["mean"]["episodes"] == 6 and saved["eval"]["mean"]["bits_per_message"] > 0
+    assert saved["eval"]["mean"]["episodes"] == 4 and saved["eval"]["mean"]["bits_per_message"] > 0
 
 
 def test_evaluating_the_restored_checkpoint_reproduces_in_memory_metrics(runs):
     _, root, (res_a, _), _ = runs
-    restored = evaluate_checkpoint(root / "a", episodes=6)
+    restored = evaluate_checkpoint(root / "a", episodes=4)
     assert restored["update"] == 4
     assert restored["mean"] == res_a["eval"]["mean"]
     assert restored["per_seed"] == res_a["eval"]["per_seed"]
