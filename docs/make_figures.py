@@ -1,8 +1,12 @@
-"""Regenerate the figures under ``docs/images/`` (run from the repository root).
+"""Make the figures of the docs (run from the repository root).
 
     python docs/make_figures.py                          # everything, about a minute on a CPU
     python docs/make_figures.py gif --checkpoint runs/RUN   # the GIF from a trained policy
-    python docs/make_figures.py frames witsenhausen referential
+    python docs/make_figures.py frames witsenhausen referential --out docs/images
+
+Figures are written into ``--out DIR``, by default ``runs/figures/`` (not tracked by git), so
+nothing replaces the tracked ones silently; ``--out docs/images`` regenerates the figures the
+docs show.
 
 - ``gif``: ``traffic_junction.gif``, one Traffic Junction episode. With ``--checkpoint`` the
   greedy policy of a ``baselines.train`` run (first seed; the run's config picks the
@@ -38,7 +42,8 @@ sys.path.insert(0, str(ROOT))  # agents/ and baselines/ run from the checkout
 import dcgenv  # noqa: E402
 from dcgenv import viz  # noqa: E402
 
-IMAGES = ROOT / "docs" / "images"
+FIGURES = ("gif", "frames", "witsenhausen", "referential")
+OUT = ROOT / "runs" / "figures"  # --out docs/images replaces the tracked figures
 FRAME_ENVS = ("TrafficJunction-easy-v0", "TrafficJunction-medium-v0",
               "TrafficJunction-hard-v0", "GridWorldGoal-v0", "PredatorPrey-medium-v0",
               "PredatorPrey-magym-v0")
@@ -70,7 +75,7 @@ def checkpoint_policy(run_dir: str):
     return env, env_params, policy, (jnp.zeros((n, width)), jnp.ones((), bool))
 
 
-def make_gif(checkpoint: str | None, seed: int) -> None:
+def make_gif(out: Path, checkpoint: str | None, seed: int) -> None:
     if checkpoint:
         env, params, policy, carry = checkpoint_policy(checkpoint)
     else:
@@ -78,12 +83,12 @@ def make_gif(checkpoint: str | None, seed: int) -> None:
         policy, carry = (lambda key, obs: jnp.zeros(env.num_agents, jnp.int32)), None
     states, length = viz.episode(env, params, jax.random.key(seed), policy, carry)
     frames = viz.render_states(env, states, params, cell_px=16)[: int(length)]
-    path = viz.save_gif(frames, IMAGES / "traffic_junction.gif", fps=3)
+    path = viz.save_gif(frames, out / "traffic_junction.gif", fps=3)
     print(f"{path}: {len(frames)} frames of {env.name}, "
           f"{'checkpoint ' + checkpoint if checkpoint else 'always-gas policy'}")
 
 
-def make_frames(seed: int) -> None:
+def make_frames(out: Path, seed: int) -> None:
     from PIL import Image
 
     for env_id in FRAME_ENVS:
@@ -95,12 +100,12 @@ def make_frames(seed: int) -> None:
         state = jax.tree.map(lambda x, t=int(length) - 1: x[t], states)
         image = np.asarray(env.render(state, params, cell_px=12))
         name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", env_id.rsplit("-", 1)[0])
-        path = IMAGES / f"{name.replace('-', '_').lower()}.png"
+        path = out / f"{name.replace('-', '_').lower()}.png"
         Image.fromarray(image).save(path)
         print(f"{path}: {image.shape}")
 
 
-def make_witsenhausen() -> None:
+def make_witsenhausen(out: Path) -> None:
     from dcgenv.envs import witsenhausen as W
 
     result = json.loads((ROOT / "baselines" / "results" / "witsenhausen.json").read_text())
@@ -123,11 +128,11 @@ def make_witsenhausen() -> None:
            title=f"Witsenhausen controller 1 (k = {k}, σ = {sigma})")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(IMAGES / "witsenhausen_gamma1.png", dpi=120)
-    print(f"{IMAGES / 'witsenhausen_gamma1.png'}: exact cost {best['exact_cost']:.6f}")
+    fig.savefig(out / "witsenhausen_gamma1.png", dpi=120)
+    print(f"{out / 'witsenhausen_gamma1.png'}: exact cost {best['exact_cost']:.6f}")
 
 
-def make_referential(seed: int, iters: int) -> None:
+def make_referential(out: Path, seed: int, iters: int) -> None:
     from baselines import referential as R
 
     cfg = R.Config(channel="continuous", iters=iters, eval_every=iters // 4, seed=seed)
@@ -157,29 +162,34 @@ def make_referential(seed: int, iters: int) -> None:
                  f"floats, continuous channel, {iters} updates, accuracy {float(accuracy):.3f})"
                  "\nprojected on the 2 main directions of the attribute's per-value mean "
                  "messages", fontsize=10)
-    fig.savefig(IMAGES / "referential_messages.png", dpi=100)
-    print(f"{IMAGES / 'referential_messages.png'}: listener accuracy {float(accuracy):.3f}")
+    fig.savefig(out / "referential_messages.png", dpi=100)
+    print(f"{out / 'referential_messages.png'}: listener accuracy {float(accuracy):.3f}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("figures", nargs="*", default=["gif", "frames", "witsenhausen",
-                                                       "referential"],
-                        choices=["gif", "frames", "witsenhausen", "referential"])
+    # no argparse choices: Python 3.11 checks the whole default list against them and fails
+    parser.add_argument("figures", nargs="*", default=list(FIGURES),
+                        help=f"any of {', '.join(FIGURES)} (default: all)")
     parser.add_argument("--checkpoint", help="run directory of baselines.train (for gif)")
+    parser.add_argument("--out", type=Path, default=OUT, metavar="DIR",
+                        help="directory the figures go to (default: runs/figures; "
+                             "docs/images replaces the tracked ones)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--referential-iters", type=int, default=1000)
     args = parser.parse_args(argv)
-    IMAGES.mkdir(parents=True, exist_ok=True)
+    if unknown := sorted(set(args.figures) - set(FIGURES)):
+        parser.error(f"unknown figures {unknown}; choose from {', '.join(FIGURES)}")
+    args.out.mkdir(parents=True, exist_ok=True)
     for name in dict.fromkeys(args.figures):
         if name == "gif":
-            make_gif(args.checkpoint, args.seed)
+            make_gif(args.out, args.checkpoint, args.seed)
         elif name == "frames":
-            make_frames(args.seed)
+            make_frames(args.out, args.seed)
         elif name == "witsenhausen":
-            make_witsenhausen()
+            make_witsenhausen(args.out)
         else:
-            make_referential(args.seed, args.referential_iters)
+            make_referential(args.out, args.seed, args.referential_iters)
 
 
 if __name__ == "__main__":
