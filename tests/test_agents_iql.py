@@ -55,32 +55,11 @@ def test_buffer_returns_what_was_stored(adds, seed):
     assert set(tags.ravel().tolist()) == kept
 
 
-@pytest.mark.parametrize("target_every", [2, 4])
-def test_target_network_refreshes_every_target_every_episodes(target_every):
-    """2 episodes per iteration: the target equals the online network right after an
-    iteration that crosses a multiple of ``target_every`` episodes, and lags otherwise."""
-    trainer = make_trainer(tiny("iql_ps_nocomm", target_every=target_every, num_updates=6))
-    state = trainer.init(jax.random.key(0))
-    run = jax.jit(trainer.run, static_argnums=1)
-    first = lambda t: np.asarray(jax.tree.leaves(t)[0])
-    for i in range(1, 7):
-        before = first(state.runners.target)
-        state, _ = run(state, 1)
-        online, target = first(state.runners.params), first(state.runners.target)
-        assert int(state.runners.episodes[0]) == 2 * i
-        if (2 * i) % target_every == 0:
-            np.testing.assert_array_equal(target, online)
-        else:
-            np.testing.assert_array_equal(target, before)
-            if i > 1:  # learning has started (buffer of 2 episodes): online moved on
-                assert not np.array_equal(target, online)
-
-
 def _batch(trainer, key, episodes=3):
-    config = trainer.config
-    params = trainer.init(key).runners.params
+    config = trainer.config  # jitted: one compile each, not one per operation
+    params = jax.jit(trainer.init)(key).runners.params
     params = jax.tree.map(lambda x: x[0], params)  # seed 0
-    batch, _ = trainer.collect(params, key, 1.0, episodes)
+    batch, _ = jax.jit(trainer.collect, static_argnums=3)(params, key, 1.0, episodes)
     assert batch.filled.any() and config.num_seeds == 1
     return params, batch
 
@@ -98,23 +77,15 @@ def test_nps_gradient_of_agent_i_reaches_only_agent_i_message_network():
         np.testing.assert_array_equal(np.asarray(norms) * (1 - np.eye(n)), 0.0)
 
 
-def test_ps_gradient_of_one_agent_reaches_the_shared_message_network_through_others():
-    """PS: agent 0's loss, with agent 0's own message cut, still trains the message network
-    (through the messages the others sent it) — the shared-gradient scheme."""
-    trainer = make_trainer(tiny("iql_ps_comm"))
-    params, batch = _batch(trainer, jax.random.key(1))
-    g = jax.jit(jax.grad(lambda p: trainer.loss(p, params, batch, jax.random.key(2))[1][
-        "per_agent"][0]))(params)
-    assert sum(float(jnp.abs(x).sum()) for x in jax.tree.leaves(g["message"])) > 0
-
-
 @pytest.mark.parametrize("comm", ["comm", "nocomm"])
 def test_ps_and_nps_agree_with_identical_parameters_and_data(comm):
     """NPS with every agent's parameters set to the PS parameters, on the same episodes: same
     Q-values and losses; the NPS Q-network gradients summed over agents equal the PS gradient
     (PS shares one set), and agent i's NPS gradient is PS's gradient of agent i's loss. The
     message networks differ exactly where they should: PS lets a receiver's loss reach the
-    senders, NPS detaches incoming messages, so their gradients must differ."""
+    senders, NPS detaches incoming messages, so their gradients must differ; and under PS,
+    agent 0's loss, with agent 0's own message cut, still trains the message network (through
+    the messages the others sent it): the shared-gradient scheme."""
     ps, nps = make_trainer(tiny(f"iql_ps_{comm}")), make_trainer(tiny(f"iql_nps_{comm}"))
     params, batch = _batch(ps, jax.random.key(3))
     n = ps.env.num_agents
@@ -134,24 +105,49 @@ def test_ps_and_nps_agree_with_identical_parameters_and_data(comm):
     for a, b in zip(jax.tree.leaves(jac["q"]), jax.tree.leaves(g_nps["q"]), strict=True):
         close(a, b)
     if comm == "comm":
+        assert sum(float(jnp.abs(x[0]).sum()) for x in jax.tree.leaves(jac["message"])) > 0
         diff = max(float(jnp.max(jnp.abs(a - b.sum(0)))) for a, b in zip(
             jax.tree.leaves(g_ps["message"]), jax.tree.leaves(g_nps["message"]), strict=True))
         assert diff > 1e-6
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_each_paper_config_trains_a_few_iterations(name):
-    trainer = make_trainer(tiny(name, num_updates=4, batch_episodes=4))
-    state, metrics = jax.jit(trainer.run, static_argnums=1)(trainer.init(jax.random.key(0)), 4)
-    metrics = jax.device_get(metrics)
+def _assert_trained(name, state, metrics, ev):
+    """4 iterations of 2 episodes each (``tiny(name, num_updates=4, batch_episodes=4)``)."""
     assert int(state.update) == 4 and int(state.runners.episodes[0]) == 8
     assert np.isnan(metrics["loss"][0]) and np.isfinite(metrics["loss"][1:]).all()
     assert (np.diff(metrics["env_steps"]) > 0).all() and metrics["epsilon"][-1] < 1.0
     assert np.all(metrics["length"] <= 6)
-    ev = jax.device_get(jax.jit(trainer.evaluate, static_argnums=2)(
-        jax.tree.map(lambda x: x[0], state.runners.params), jax.random.key(1), 4))
     assert 0 <= ev["success"] <= 1 and np.isfinite(ev["return"])
     assert (ev["bits_per_message"] > 0) == ("_comm" in name)
+
+
+# the fourth, iql_nps_comm, trains through the train command (test_iql_through_the_train_...)
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c != "iql_nps_comm"])
+def test_each_paper_config_trains_a_few_iterations(name):
+    """One iteration at a time, 2 episodes each, ``target_every`` 4: the target equals the
+    online network right after an iteration that crosses a multiple of ``target_every``
+    episodes, and lags otherwise."""
+    trainer = make_trainer(tiny(name, num_updates=4, batch_episodes=4, target_every=4))
+    state = jax.jit(trainer.init)(jax.random.key(0))
+    run = jax.jit(trainer.run, static_argnums=1)
+    first = lambda t: np.asarray(jax.tree.leaves(t)[0])
+    metrics = []
+    for i in range(1, 5):
+        before = first(state.runners.target)
+        state, m = run(state, 1)
+        metrics.append(jax.device_get(m))
+        online, target = first(state.runners.params), first(state.runners.target)
+        assert int(state.runners.episodes[0]) == 2 * i
+        if (2 * i) % 4 == 0:
+            np.testing.assert_array_equal(target, online)
+        else:
+            np.testing.assert_array_equal(target, before)
+            if i > 1:  # learning has started (buffer of 4 episodes): online moved on
+                assert not np.array_equal(target, online)
+    ev = jax.device_get(jax.jit(trainer.evaluate, static_argnums=2)(
+        jax.tree.map(lambda x: x[0], state.runners.params), jax.random.key(1), 4))
+    metrics = jax.tree.map(lambda *x: np.concatenate(x), *metrics)
+    _assert_trained(name, state, metrics, ev)
 
 
 def test_bad_iql_configs_raise():
@@ -186,7 +182,9 @@ def test_iql_config_rejects_the_keys_only_ppo_reads():
 
 def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
     """The shared CLI machinery (config, orbax checkpoints with the replay buffer, resume,
-    restored evaluation) works for IQL as for MAPPO."""
+    restored evaluation) works for IQL as for MAPPO; and iql_nps_comm trains (as the other
+    paper configs do in test_each_paper_config_trains_a_few_iterations)."""
+    from baselines import progress
     from baselines.evaluate import evaluate_checkpoint
     from baselines.train import train
 
@@ -199,8 +197,10 @@ def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
                     strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert results_a["eval"] == results_b["eval"] and results_a["env_steps"] > 0
-    rows = (tmp_path / "a" / "metrics.jsonl").read_text()
-    assert rows == (tmp_path / "b" / "metrics.jsonl").read_text()
+    rows = progress.read_rows(tmp_path / "a" / "metrics.jsonl")
+    assert rows == progress.read_rows(tmp_path / "b" / "metrics.jsonl") and len(rows) == 4
+    metrics = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    _assert_trained("iql_nps_comm", state_a, metrics, results_a["eval"]["mean"])
     assert evaluate_checkpoint(tmp_path / "a", episodes=4)["mean"] == results_a["eval"]["mean"]
 
 
@@ -214,7 +214,7 @@ def test_iql_grid_merges_results_files_and_run_directories(tmp_path, capsys):
         (run / "results.json").write_text(json.dumps(
             {"eval": {"per_seed": per_seed}, "env_steps": 1000, "train_s": 1.0}))
         (run / "metrics.jsonl").write_text("".join(
-            json.dumps({"env_steps": 100 * (i + 1), "return": float(i)}) + "\n"
+            json.dumps({"update": i + 1, "env_steps": 100 * (i + 1), "return": float(i)}) + "\n"
             for i in range(20)))
         return run
 
@@ -293,10 +293,10 @@ def test_loss_and_gradients_match_a_step_by_step_reference(name):
     scan, the target unrolled outside the gradient) gives the loss and the gradients of the
     plain step-by-step network with autodiff, PS and NPS, with and without messages; the
     target network differs from the online one."""
-    trainer = make_trainer(tiny(name, hidden=16, env_kwargs={"max_steps_in_episode": 9}))
-    params, batch = _batch(trainer, jax.random.key(5), episodes=4)
-    target = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.key(6), x.shape),
-                          params)
+    trainer = make_trainer(tiny(name))  # its init and collect compiled as in the tests above
+    params, batch = _batch(trainer, jax.random.key(5))
+    target = jax.jit(lambda p: jax.tree.map(
+        lambda x: x + 0.3 * jax.random.normal(jax.random.key(6), x.shape), p))(params)
     key = jax.random.key(7)
     grad = lambda f: jax.jit(jax.value_and_grad(f, has_aux=True))(params, target, batch, key)
     (loss, parts), g = grad(trainer.loss)

@@ -49,7 +49,8 @@ def test_updates_run_and_lower_the_loss_on_their_batch(case):
     if "gridworld" in case:
         assert tr.action["message"].shape[-1] == 4 and np.std(tr.action["message"]) > 0
         assert np.any(tr.env_bits > 0)  # the env's own messages, read from info["bits"]
-        params = jax.tree.map(lambda x: x[0], trainer.init(jax.random.key(1)).runners.params)
+        params = jax.tree.map(lambda x: x[0],
+                              jax.jit(trainer.init)(jax.random.key(1)).runners.params)
         ev = jax.jit(trainer.evaluate, static_argnums=2)(params, jax.random.key(2), 4)
         assert ev["episodes"] == 4 and ev["env_bits_per_episode"] > 0  # greedy Gaussian head
 

@@ -148,3 +148,28 @@ def test_import_dcgenv_pulls_in_no_learner_dependencies():
             "{'optax', 'distrax', 'orbax', 'agents', 'baselines'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_demo_help_names_the_command(capsys):
+    from dcgenv.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: python -m dcgenv")
+
+
+def test_demo_prints_a_row_per_environment(capsys):
+    from dcgenv.__main__ import main, one_per_class
+
+    classes = {type(dcgenv.make(i)[0]) for i in dcgenv.registered()}
+    default = one_per_class()
+    assert len(default) == len(classes) and "TrafficJunction-easy-v0" in default
+    main(["--env", "Rubinstein-v0", "--env", "Witsenhausen-v0", "--num-envs", "2",
+          "--num-steps", "6"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("random policy on 2 environments, 2 envs x 6 steps each")
+    rows = [line.split() for line in lines[3:5]]
+    assert [r[0] for r in rows] == ["Rubinstein-v0", "Witsenhausen-v0"]
+    assert [r[1] for r in rows] == ["2", "2"] and all(int(r[2]) > 0 for r in rows)
+    assert lines[5].startswith("2 environments in")

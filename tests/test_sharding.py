@@ -23,22 +23,21 @@ from jax.sharding import PartitionSpec as P
 from agents import sharding
 from agents.loop import TrainState
 from agents.mappo import make_trainer
-from baselines import checkpoint
+from baselines import checkpoint, progress
 from baselines.config import load
+from baselines.train import train
+from tests.test_baselines_train import TINY  # its run A is the one-device run here
 
 ROOT = Path(__file__).resolve().parent.parent
 RTOL, ATOL = 1e-4, 1e-5  # SPMD reduces over envs in another order than one device does
 
-TINY = ["num_envs=8", "num_steps=4", "num_minibatches=2", "update_epochs=1", "hidden=8",
-        "num_updates=4", "checkpoint_every=2", "eval_episodes=4", "num_seeds=2"]
-
 CHILD = textwrap.dedent("""
-    import json, sys, tempfile
+    import json, sys
     import jax, numpy as np
     from jax.sharding import PartitionSpec as P
     from agents import sharding
     from agents.mappo import Runner
-    from baselines import checkpoint
+    from baselines import checkpoint, progress
     from baselines.config import load
     from baselines.train import train
 
@@ -48,26 +47,17 @@ CHILD = textwrap.dedent("""
         sharding.make_mesh(8, num_envs=12)
     except ValueError as err:
         out["indivisible_error"] = str(err)
-    with tempfile.TemporaryDirectory() as d:
-        runs = {}
-        for n in (1, 8):
-            config = load(None, tiny + [f"num_devices={n}"])
-            runs[n] = (config, *train(config, f"{keep if n == 8 else d}/{n}",
-                                      show_progress=False))
-        config, res8, state8 = runs[8]
-        restored, _ = checkpoint.restore(f"{keep}/8", config, state8)
-        restored = sharding.shard(restored, sharding.make_mesh(8))
-        raw = lambda r: jax.device_get(r._replace(key=jax.random.key_data(r.key)))
-        out["restored_equal"] = all(
-            np.array_equal(a, b) for a, b in zip(jax.tree.leaves(raw(restored.runners)),
-                                                 jax.tree.leaves(raw(state8.runners)),
-                                                 strict=True))
-        out["restored_shardings_equal"] = all(
-            a.sharding == b.sharding
-            for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state8), strict=True))
-        rows = {n: [json.loads(r) for r in open(f"{keep if n == 8 else d}/{n}/metrics.jsonl")]
-                for n in (1, 8)}
-    (_, res1, state1) = runs[1]
+    config = load(None, tiny + ["num_devices=8"])
+    res8, state8 = train(config, keep, show_progress=False)
+    restored, _ = checkpoint.restore(keep, config, state8)
+    restored = sharding.shard(restored, sharding.make_mesh(8))
+    raw = lambda r: jax.device_get(r._replace(key=jax.random.key_data(r.key)))
+    out["restored_equal"] = all(
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(raw(restored.runners)),
+                                             jax.tree.leaves(raw(state8.runners)), strict=True))
+    out["restored_shardings_equal"] = all(
+        a.sharding == b.sharding
+        for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state8), strict=True))
     runners = state8.runners
     out["per_env"] = [
         {"field": f, "spec": str(leaf.sharding.spec), "shards": len(leaf.addressable_shards),
@@ -77,28 +67,32 @@ CHILD = textwrap.dedent("""
     out["expected_spec"] = str(P(None, "data"))
     out["replicated"] = all(leaf.sharding.is_fully_replicated for leaf in jax.tree.leaves(
         (runners.params, runners.opt_state, runners.key, state8.update)))
-    out["single_device"] = all(len(leaf.sharding.device_set) == 1
-                               for leaf in jax.tree.leaves(state1))
-    out["rows"] = rows
-    out["params"] = [jax.tree.map(lambda a: np.asarray(a).tolist(), s.runners.params)
-                     for s in (state1, state8)]
-    out["eval"] = [res1["eval"]["mean"], res8["eval"]["mean"]]
+    out["rows"] = progress.read_rows(f"{keep}/metrics.jsonl")
+    out["params"] = jax.tree.map(lambda a: np.asarray(a).tolist(), runners.params)
+    out["eval"] = res8["eval"]["mean"]
     print("JSON" + json.dumps(out))
 """)
 
 
 @pytest.fixture(scope="module")
 def child(tmp_path_factory):
-    """One subprocess on 8 CPU devices: the tiny config trained on 1 and on 8 devices (its
-    8-device run directory is kept for the parent, which has one device)."""
+    """The tiny config trained on 8 CPU devices in a subprocess (the device count must be set
+    before JAX starts; its run directory is kept for the parent, which has one device), and
+    meanwhile here on one device."""
     keep = tmp_path_factory.mktemp("sharded")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-           "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(TINY), str(keep)], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("JSON"))
-    return {**json.loads(line[4:]), "run_dir": keep / "8"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8"
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(TINY), str(keep)], env=env,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    one = tmp_path_factory.mktemp("one-device")
+    _, state1 = train(load(None, TINY), one, show_progress=False)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-4000:]
+    out = json.loads(next(x for x in stdout.splitlines() if x.startswith("JSON"))[4:])
+    out["single_device"] = all(len(x.sharding.device_set) == 1 for x in jax.tree.leaves(state1))
+    out["rows"] = {"1": progress.read_rows(one / "metrics.jsonl"), "8": out["rows"]}
+    out["params"] = [jax.device_get(state1.runners.params), out["params"]]
+    return {**out, "run_dir": keep}
 
 
 def _flat(tree):
