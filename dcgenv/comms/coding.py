@@ -23,6 +23,7 @@ decreases as ``|m|`` grows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -87,17 +88,20 @@ def _codeword(m: int, code: str) -> str:
 
 
 def _as_ints(messages: Any) -> list[int]:
-    arr = np.asarray(messages)
-    if arr.dtype == object:
-        flat = list(arr.reshape(-1))
-    elif np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+    # Python sequences stay Python numbers: NumPy would turn [0, 2**63 + 1] into float64
+    arr = np.asarray(messages, dtype=object if isinstance(messages, (list, tuple)) else None)
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
         return [int(v) for v in arr.reshape(-1)]
-    elif np.issubdtype(arr.dtype, np.floating):
-        flat = list(arr.reshape(-1))
-        if not all(np.isfinite(v) and float(v).is_integer() for v in flat):
-            raise ValueError("encode: float messages must hold finite integral values")
-    else:
+    if arr.dtype != object and not np.issubdtype(arr.dtype, np.floating):
         raise ValueError(f"encode: messages must be integers, got dtype {arr.dtype}")
+    flat = list(arr.reshape(-1))
+    for v in flat:
+        if isinstance(v, (int, np.integer)):
+            continue
+        if not (isinstance(v, (float, np.floating)) and math.isfinite(v) and
+                float(v).is_integer()):
+            raise ValueError(f"encode: messages must be integers or finite integral floats, "
+                             f"got {v!r}")
     return [int(v) for v in flat]
 
 
