@@ -98,8 +98,10 @@ def test_monte_carlo_through_the_env_agrees_with_quadrature(name, gamma1):
     mean cost is within 3 standard errors of the exact value (a fixed key: deterministic)."""
     env, params = dcgenv.make("Witsenhausen-v0")
     policy = W.env_policy(gamma1, W.optimal_gamma2(gamma1))
-    traj, _ = dcgenv.rollout(env, params, jax.random.key(0), num_envs=10**6, num_steps=2,
-                             policy=policy)
+    rollout = lambda key: dcgenv.rollout(env, params, key, num_envs=10**6, num_steps=2,
+                                         policy=policy)  # LLVM on (conftest.py turns it off)
+    traj, _ = jax.jit(rollout, compiler_options={"xla_backend_optimization_level": 1})(
+        jax.random.key(0))
     assert bool(jnp.all(traj.terminated[1])) and not bool(jnp.any(traj.terminated[0]))
     cost = -np.asarray(traj.reward[:, :, 0], np.float64).sum(0)
     se = cost.std() / np.sqrt(cost.size)
