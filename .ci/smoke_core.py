@@ -26,7 +26,8 @@ import dcgenv  # noqa: E402
 seconds = time.perf_counter() - start
 assert repo not in Path(dcgenv.__file__).resolve().parents, dcgenv.__file__
 heavy = sorted(m for m in ("agents", "baselines", "optax", "distrax", "orbax", "flashbax",
-                           "seaborn", "matplotlib", "pandas", "scipy") if m in sys.modules)
+                           "seaborn", "matplotlib", "pandas", "scipy", "constriction")
+          if m in sys.modules)
 assert not heavy, f"import dcgenv imported {heavy}"
 
 for env_id in dcgenv.registered():

@@ -89,7 +89,8 @@ def read_blocks(path: Path) -> list[Block]:
 BLOCKS = [b for path in DOCS for b in read_blocks(path)]
 PY_FILES = sorted({b.file for b in BLOCKS if b.lang in PYTHON and not b.skip})
 CHECKED = [b for b in BLOCKS if b.lang in SHELL | DATA and not b.skip]
-NEEDS = {"docs/adapters.md": ("jaxmarl", "pettingzoo")}  # the dev extra installs them
+NEEDS = {"docs/adapters.md": ("jaxmarl", "pettingzoo"),  # the dev extra installs them
+         "docs/comms.md": ("constriction",)}
 
 
 def test_blocks_found_and_labelled():

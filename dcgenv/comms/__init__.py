@@ -4,6 +4,12 @@
     channel = comms.DDCL(delta=0.2)                   # or comms.make("ddcl", delta=0.2)
     z_hat, stats = channel.send(key, z, train=True)   # stats["bits"], stats["cost"]
 
+    coded = comms.EntropyCoded(comms.DDCL(delta=0.2))  # a learned prior prices the symbols
+    params = coded.init(key, 1, 8)                    # train them with the agents
+    z_hat, stats = coded.send(key, z, train=True, params=params)
+
+``dcgenv.comms.rangecoder`` (host-side, needs ``constriction``) writes the real bytes.
+
 See docs/comms.md for the table of channels and a worked example.
 """
 
@@ -30,6 +36,7 @@ from dcgenv.comms.coding import (
     encode,
 )
 from dcgenv.comms.diagnostics import gsnr, score_function_loss
+from dcgenv.comms.entropy import CategoricalPrior, EntropyCoded, Gated, init_params
 from dcgenv.comms.registry import CHANNELS, make
 from dcgenv.comms.regularisers import (
     ddcl_cost,
@@ -49,10 +56,12 @@ from dcgenv.comms.topology import (
 )
 
 __all__ = [
-    "CHANNELS", "CODES", "Channel", "Continuous", "DDCL", "DRU", "FakeQuant", "GaussianNoise",
-    "GumbelSoftmax", "Silent", "Stats", "WithStop", "attention", "bit_length", "broadcast_mean",
+    "CHANNELS", "CODES", "CategoricalPrior", "Channel", "Continuous", "DDCL", "DRU",
+    "EntropyCoded", "FakeQuant", "GaussianNoise", "Gated", "GumbelSoftmax", "Silent", "Stats",
+    "WithStop", "attention", "bit_length", "broadcast_mean",
     "check_channel", "code_length", "ddcl_cost", "decode", "empirical_entropy_bits", "encode",
-    "expected_length", "gated_mean", "gsnr", "kl_standard_normal", "make", "masked_mean", "others",
+    "expected_length", "gated_mean", "gsnr", "init_params", "kl_standard_normal", "make",
+    "masked_mean", "others",
     "score_function_loss", "send_probs", "static_dataclass", "stop_incoming", "straight_through",
     "tap", "value_and_grad_with_taps", "vision_adjacency",
 ]

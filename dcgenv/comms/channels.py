@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -70,9 +71,17 @@ def make_stats(bits, cost, **extra) -> Stats:
 class Channel(abc.ABC):
     """Base class: ``send``, plus the message shapes a channel expects and delivers."""
 
+    has_params: ClassVar[bool] = False  # True: ``send`` needs ``params`` from ``init``
+
     @abc.abstractmethod
-    def send(self, key: jax.Array, z: jax.Array, *, train: bool) -> tuple[jax.Array, Stats]:
+    def send(self, key: jax.Array, z: jax.Array, *, train: bool,
+             params: Any = None) -> tuple[jax.Array, Stats]:
         ...
+
+    def init(self, key: jax.Array, length: int, dim: int) -> Any:
+        """The channel's learnable parameters for messages of ``length`` tokens of ``dim``
+        features (a pytree to train with the agents; ``{}`` for a fixed channel)."""
+        return {}
 
     def message_shape(self, length: int, dim: int) -> tuple[int, ...]:
         """Shape of ``z`` for ``length`` tokens of ``dim`` features."""
@@ -89,13 +98,17 @@ def check_channel(owner: str, channel) -> None:
         from dcgenv.comms.registry import CHANNELS  # the table imports this module
 
         names = ", ".join(c.__name__ for c in CHANNELS.values())
-        raise ValueError(f"{owner}: channel must be a dcgenv.comms channel ({names}, or WithStop "
-                         f"around one; dcgenv.comms.make(name) builds one by name), "
-                         f"got {channel!r}")
+        raise ValueError(f"{owner}: channel must be a dcgenv.comms channel ({names}, or "
+                         f"WithStop, EntropyCoded or Gated around one; dcgenv.comms.make(name) "
+                         f"builds one by name), got {channel!r}")
 
 
-def check_train(owner: str, train) -> bool:
-    """``train`` must be a Python bool: it picks the map at trace time (``jit`` static)."""
+def check_train(owner: str, train, params: Any = None) -> bool:
+    """``train`` must be a Python bool: it picks the map at trace time (``jit`` static).
+    ``params`` must be ``None`` or empty: a fixed channel has nothing to learn."""
+    if params is not None and jax.tree.leaves(params):
+        raise ValueError(f"{owner} is a fixed channel and takes no params (got {params!r}); "
+                         f"learnable channels: EntropyCoded, Gated")
     return checks.flag(owner, "train (static, not traced)", train)
 
 
@@ -103,8 +116,8 @@ def check_train(owner: str, train) -> bool:
 class Continuous(Channel):
     """Identity; counted at 32 bits per float (the DDCL papers' continuous baseline)."""
 
-    def send(self, key, z, *, train):
-        check_train("Continuous", train)
+    def send(self, key, z, *, train, params=None):
+        check_train("Continuous", train, params)
         z = as_float(z)
         return z, make_stats(32.0 * z.size, 32.0 * z.size)
 
@@ -113,8 +126,8 @@ class Continuous(Channel):
 class Silent(Channel):
     """No communication: the receiver gets zeros; 0 bits, no gradient to the sender."""
 
-    def send(self, key, z, *, train):
-        check_train("Silent", train)
+    def send(self, key, z, *, train, params=None):
+        check_train("Silent", train, params)
         return jnp.zeros_like(as_float(z)), make_stats(0.0, 0.0)
 
 
@@ -131,8 +144,8 @@ class GaussianNoise(Channel):
         object.__setattr__(self, "std",
                            checks.real("GaussianNoise", "std", self.std, 0, low_open=True))
 
-    def send(self, key, z, *, train):
-        check_train("GaussianNoise", train)
+    def send(self, key, z, *, train, params=None):
+        check_train("GaussianNoise", train, params)
         z = as_float(z)
         z_hat = z + self.std * jax.random.normal(key, z.shape, z.dtype)
         cost = jnp.sum(0.5 * jnp.log2(1.0 + (z / self.std) ** 2))
@@ -148,16 +161,32 @@ class DDCL(Channel):
     ``z + eps`` (same error distribution, identity gradient); ``train=False`` returns exactly
     ``m * delta - eps`` with a straight-through gradient. ``bits``: the real coded length of
     ``m`` (``coding.code_length``, zig-zag + Elias ``code``) in both modes; ``cost``:
-    ``sum log2(2|z|/delta + 1)`` of the sender's ``z``; ``symbols``: ``m`` (float32).
+    ``sum log2(2|x|/delta + 1)``; ``symbols``: ``m`` (float32).
+
+    ``cost_on`` picks ``x``, the two conventions of the authors' code
+    (AdityaKapoor74/Multi-Agent-Limited-Comms): ``"clean"`` (default) prices the sender's
+    ``z`` (their ToyProblem GridWorld code); ``"received"`` prices what arrives, ``z + eps``
+    in training and ``m * delta - eps`` in evaluation (their MAGIC and on-policy code; a
+    ``z = 0`` then costs ``2 - 1/ln 2 ~ 0.56`` bit per element on average, not 0).
     """
 
     delta: float = 0.2
     code: str = "gamma"
+    cost_on: str = "clean"
+
+    COST_ON: ClassVar[tuple[str, ...]] = ("clean", "received")
+    DITHERED: ClassVar[bool] = True  # the symbol is round(rate_position(z) + U(-1/2, 1/2))
 
     def __post_init__(self):
         object.__setattr__(self, "delta",
                            checks.real("DDCL", "delta", self.delta, 0, low_open=True))
         coding.check_code(self.code)
+        checks.choice("DDCL", "cost_on", self.cost_on, self.COST_ON)
+
+    def rate_position(self, z: jax.Array) -> jax.Array:
+        """``z / delta``: the symbol sent is ``round(z / delta + u)``, ``u ~ U(-1/2, 1/2)``
+        the dither over ``delta`` (``EntropyCoded`` prices its expected code length)."""
+        return as_float(z) / self.delta
 
     def dither(self, key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
         half = self.delta / 2
@@ -173,8 +202,8 @@ class DDCL(Channel):
         m = as_float(m)
         return m * self.delta - self.dither(key, m.shape, m.dtype)
 
-    def send(self, key, z, *, train):
-        check_train("DDCL", train)
+    def send(self, key, z, *, train, params=None):
+        check_train("DDCL", train, params)
         z = as_float(z)
         m = jax.lax.stop_gradient(self.quantise(key, z))
         if train:
@@ -182,7 +211,8 @@ class DDCL(Channel):
         else:
             z_hat = straight_through(z, self.dequantise(key, m))
         bits = jnp.sum(coding.code_length(m, self.code))
-        return z_hat, make_stats(bits, ddcl_cost(z, self.delta), symbols=m)
+        priced = z if self.cost_on == "clean" else z_hat
+        return z_hat, make_stats(bits, ddcl_cost(priced, self.delta), symbols=m)
 
 
 @static_dataclass
@@ -197,6 +227,8 @@ class FakeQuant(Channel):
     low: float = -1.0
     high: float = 1.0
 
+    DITHERED: ClassVar[bool] = False  # the symbol is round(rate_position(z)), deterministic
+
     def __post_init__(self):
         object.__setattr__(self, "bits", checks.integer("FakeQuant", "bits", self.bits, 1, 16))
         low = checks.real("FakeQuant", "low", self.low)
@@ -206,8 +238,13 @@ class FakeQuant(Channel):
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
 
-    def send(self, key, z, *, train):
-        check_train("FakeQuant", train)
+    def rate_position(self, z: jax.Array) -> jax.Array:
+        """``(clip(z, low, high) - low) / step``: the level sent is its rounding."""
+        step = (self.high - self.low) / (2**self.bits - 1)
+        return (jnp.clip(as_float(z), self.low, self.high) - self.low) / step
+
+    def send(self, key, z, *, train, params=None):
+        check_train("FakeQuant", train, params)
         z = as_float(z)
         step = (self.high - self.low) / (2**self.bits - 1)
         clipped = jnp.clip(z, self.low, self.high)
@@ -227,8 +264,8 @@ class DRU(Channel):
     def __post_init__(self):
         object.__setattr__(self, "sigma", checks.real("DRU", "sigma", self.sigma, 0))
 
-    def send(self, key, z, *, train):
-        check_train("DRU", train)
+    def send(self, key, z, *, train, params=None):
+        check_train("DRU", train, params)
         z = as_float(z)
         if train:
             noisy = z + self.sigma * jax.random.normal(key, z.shape, z.dtype)
@@ -267,8 +304,8 @@ class GumbelSoftmax(Channel):
         """``(length, vocab_size)``: the channel fixes the token width, ``dim`` is ignored."""
         return (length, self.vocab_size)
 
-    def send(self, key, z, *, train):
-        check_train("GumbelSoftmax", train)
+    def send(self, key, z, *, train, params=None):
+        check_train("GumbelSoftmax", train, params)
         z = as_float(z)
         if z.ndim == 0 or z.shape[-1] != self.vocab_size:
             raise ValueError(f"GumbelSoftmax wants logits [..., {self.vocab_size}] "

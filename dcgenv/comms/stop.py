@@ -42,6 +42,10 @@ class WithStop(Channel):
     def __post_init__(self):
         if not isinstance(self.channel, Channel):
             raise ValueError(f"WithStop wraps a dcgenv.comms channel, got {self.channel!r}")
+        if self.channel.has_params:
+            raise ValueError(f"WithStop wraps a fixed channel; {type(self.channel).__name__} "
+                             f"has learned parameters (Gated gives per-token send/skip "
+                             f"flags around a learnable channel)")
 
     def message_shape(self, length: int, dim: int) -> tuple[int, ...]:
         """``(length, width + 1)``: the inner channel's token width plus a continue logit."""
@@ -50,8 +54,8 @@ class WithStop(Channel):
     def received_shape(self, length: int, dim: int) -> tuple[int, ...]:
         return self.channel.received_shape(length, dim)
 
-    def send(self, key, z, *, train):
-        check_train("WithStop", train)
+    def send(self, key, z, *, train, params=None):
+        check_train("WithStop", train, params)
         z = as_float(z)
         if z.ndim != 2 or z.shape[-1] < 2:
             raise ValueError(f"WithStop wants z of shape [L, width + 1], got {z.shape}")
