@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dcgenv import checks
 from dcgenv.comms import coding
@@ -62,8 +63,9 @@ class CategoricalPrior:
     an escape (the integers outside, each then also coded with a sign and Elias gamma).
 
     Parameters (``init``): ``{"logits": [*shape, high - low + 2]}``, the last column the
-    escape's. They start as a discretised Laplace around 0 (``logit = -|k| / 2``), about
-    what an untrained DDCL sender emits, with the escape priced as one more step out.
+    escape's. They start as the Elias-gamma code: ``P(k) = 2^-code_length(k)`` inside the
+    range and the rest of the mass on the escape, so an untrained prior prices every
+    in-range integer exactly as ``DDCL``'s Elias count does, and learning only improves on it.
     """
 
     low: int = -15
@@ -87,9 +89,11 @@ class CategoricalPrior:
 
     def init(self, key: jax.Array, shape: tuple[int, ...]) -> dict[str, jax.Array]:
         del key  # deterministic start
-        k = jnp.arange(self.low, self.high + 1, dtype=jnp.float32)
-        edge = max(abs(self.low), abs(self.high)) + 1
-        row = jnp.concatenate([-0.5 * jnp.abs(k), jnp.full((1,), -0.5 * edge)])
+        k = np.arange(self.low, self.high + 1)
+        lengths = 2.0 * np.floor(np.log2(np.maximum(np.abs(k), 1))) + 1 + 2.0 * (k != 0)
+        inside = -lengths * LN2  # log of 2^-(2 bitlen(|k|) + 1), the Elias-gamma length
+        tail = max(1.0 - float(np.exp(inside).sum()), 2.0**-20)  # Kraft: the rest escapes
+        row = jnp.asarray(np.concatenate([inside, [math.log(tail)]]), jnp.float32)
         return {"logits": jnp.broadcast_to(row, (*shape, self.size))}
 
     def fit(self, symbols: jax.Array, pseudo_count: float = 0.01) -> dict[str, jax.Array]:
@@ -160,6 +164,12 @@ class EntropyCoded(Channel):
                              f"got {self.channel!r}")
         if not isinstance(self.prior, CategoricalPrior):
             raise ValueError(f"EntropyCoded: prior must be a CategoricalPrior, got {self.prior!r}")
+        if isinstance(self.channel, FakeQuant):
+            top = 2**self.channel.bits - 1
+            if not (self.prior.low <= 0 and self.prior.high >= top):
+                raise ValueError(f"EntropyCoded: {self.channel} sends the levels 0..{top}, but "
+                                 f"the prior covers {self.prior.low}..{self.prior.high}; use "
+                                 f"CategoricalPrior(0, {top})")
 
     def message_shape(self, length: int, dim: int) -> tuple[int, ...]:
         return self.channel.message_shape(length, dim)
