@@ -14,6 +14,12 @@ one-hot's nonzero entries select, times their values, which is exactly ``Dense(o
 the same kernel (same parameters, same function, float summation order aside; see
 :mod:`agents.networks`). Envs without ``sparse_obs`` refuse it.
 
+``entropy_coding: true`` wraps the channel (``ddcl`` or ``fakequant``) in
+``comms.EntropyCoded`` with a learned ``comms.CategoricalPrior(prior_low, prior_high)``, and
+``gate: true`` wraps the result in ``comms.Gated`` (a learned send/skip flag per message); their
+parameters train with the networks through ``comm_coef * cost``. Without them the channel, the
+parameter trees and training are exactly those of the plain channel.
+
 YAML files stay flat: ``algorithm`` picks the class and every other key must be one of its
 fields, so a key the chosen algorithm would ignore (``encoder`` for IQL) is a
 ``ValueError`` naming the keys that algorithm takes. Building a config checks every field
@@ -34,6 +40,8 @@ import dcgenv
 from dcgenv import checks, comms, spaces
 
 ZERO_OK = ("seed", "hops", "num_devices")  # integer keys that may be 0; the others are >= 1
+SIGNED = ("prior_low", "prior_high")  # integer keys of any sign
+CODED = ("ddcl", "fakequant")  # the channels entropy_coding can wrap (integer symbols)
 UNIT = ("gamma", "gae_lambda", "clip_eps", "epsilon_start", "epsilon_end")  # in [0, 1]
 
 
@@ -52,6 +60,13 @@ class Config:
     channel_kwargs: dict = dataclasses.field(default_factory=dict)
     message_dim: int = 8
     comm_coef: float = 1e-4  # lambda: weight of the channel's cost in the loss
+    # learned coding of the messages (dcgenv.comms.entropy), trained by comm_coef * cost:
+    # entropy_coding prices the channel's integers under a learned per-element prior over
+    # prior_low..prior_high (+ an escape); gate adds a learned send/skip flag per message
+    entropy_coding: bool = False  # comms.EntropyCoded around channel (ddcl or fakequant)
+    prior_low: int = -15  # fakequant with both left at -15, 15: its levels 0..2^bits - 1
+    prior_high: int = 15
+    gate: bool = False  # comms.Gated around it all (outermost)
     # networks and optimiser
     hidden: int = 64
     agent_id: bool = True  # append a one-hot agent id to every agent's observation
@@ -106,6 +121,11 @@ class Config:
         if self.num_devices > 1 and self.num_envs % self.num_devices:
             raise ValueError(f"config key 'num_devices': {self.num_devices} must divide "
                              f"num_envs = {self.num_envs}")
+        talking = [c for c in self.CHOICES["comm"] if c != "none"]
+        for key in ("entropy_coding", "gate"):
+            if getattr(self, key) and self.comm == "none":
+                raise ValueError(f"config key {key!r} codes the learned messages: needs comm "
+                                 f"{' or '.join(talking)}, got 'none' (or set {key}: false)")
         self.check()
         _ = (self.environment, self.message_channel)  # build both once, which checks them
 
@@ -116,7 +136,8 @@ class Config:
         if kind == "bool":
             return checks.flag(owner, name, value)
         if kind == "int":
-            return checks.integer(owner, name, value, low=0 if name in ZERO_OK else 1)
+            low = None if name in SIGNED else 0 if name in ZERO_OK else 1
+            return checks.integer(owner, name, value, low=low)
         if kind == "float":
             return checks.real(owner, name, _yaml_float(value), 0, 1 if name in UNIT else None)
         if name == "env":  # a registered id, or jaxmarl:<id> (built when validated)
@@ -140,11 +161,33 @@ class Config:
 
     @functools.cached_property
     def message_channel(self) -> comms.Channel:
-        """``dcgenv.comms.make(channel, **channel_kwargs)``, built once."""
+        """``dcgenv.comms.make(channel, **channel_kwargs)``, built once; ``entropy_coding``
+        wraps it in ``comms.EntropyCoded`` with ``comms.CategoricalPrior(prior_low,
+        prior_high)``, then ``gate`` in ``comms.Gated``. Learnable channels (``has_params``)
+        keep their parameters with the networks' (:mod:`agents.networks`, :mod:`agents.iql`)."""
         try:
-            return comms.make(self.channel, **self.channel_kwargs)
+            channel = comms.make(self.channel, **self.channel_kwargs)
         except ValueError as err:
             raise ValueError(f"config key 'channel_kwargs': {err}") from None
+        if self.entropy_coding:
+            if self.channel not in CODED:
+                raise ValueError(f"config key 'entropy_coding' needs channel "
+                                 f"{' or '.join(CODED)}, got {self.channel!r}")
+            low, high = self.prior_low, self.prior_high
+            if self.channel == "fakequant" and (low, high) == (-15, 15):  # left at the default
+                low, high = 0, 2**channel.bits - 1  # FakeQuant sends the levels 0..2^bits - 1
+            try:
+                prior = comms.CategoricalPrior(low, high)
+            except ValueError as err:
+                raise ValueError(f"config keys 'prior_low', 'prior_high': {err}") from None
+            channel = comms.EntropyCoded(channel, prior)
+        return comms.Gated(channel) if self.gate else channel
+
+    @property
+    def channel_name(self) -> str:
+        """``channel`` with its learned coding, e.g. ``gated entropy-coded ddcl``."""
+        return " ".join((["gated"] if self.gate else [])
+                        + (["entropy-coded"] if self.entropy_coding else []) + [self.channel])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +227,7 @@ class PPOConfig(Config):
         return self.num_envs * self.num_steps * self.num_seeds
 
     def describe(self) -> str:
-        comm = (f"CommNet/{self.aggregate} x{self.hops} through {self.channel}"
+        comm = (f"CommNet/{self.aggregate} x{self.hops} through {self.channel_name}"
                 if self.comm == "commnet" else "no comm")
         return f"{self.algorithm}, {comm}, on {self.env}"
 
@@ -231,7 +274,8 @@ class IQLConfig(Config):
         return 0
 
     def describe(self) -> str:
-        comm = f"messages through {self.channel}" if self.comm == "message" else "no comm"
+        comm = (f"messages through {self.channel_name}" if self.comm == "message"
+                else "no comm")
         return f"iql, {comm}, {'PS' if self.parameter_sharing else 'NPS'}, on {self.env}"
 
     def check(self) -> None:

@@ -30,6 +30,10 @@ observation. ``parameter_sharing``:
   Q-network, incoming messages are detached (``dcgenv.comms.stop_incoming``), so agent ``i``'s
   loss trains agent ``i``'s message network and nobody else's.
 
+A learnable channel (``channel.has_params``: the config's ``entropy_coding``, ``gate``) has one
+parameter set, ``params["channel"]``, shared by all senders under PS and NPS alike (the code the
+agents agree on; no agent axis under NPS); it learns from ``comm_coef`` x the cost alone.
+
 Rewards are the env's per-agent rewards (each agent learns from its own). Losses are averaged
 over filled (agent, step) entries; ``comm_coef`` x the channel's cost is added.
 """
@@ -54,7 +58,7 @@ from dcgenv import comms
 class Runner(NamedTuple):
     """Everything one seed's training carries from iteration to iteration."""
 
-    params: Any  # {"q": ..., "message": ...}; NPS: every leaf has a leading agent axis
+    params: Any  # {"q", "message", "channel"}; NPS: a leading agent axis, but on "channel"
     target: Any
     opt_state: Any
     buffer: Any  # flashbax item-buffer state of episodes
@@ -118,27 +122,34 @@ class Agents:
     """The ``N`` agents' networks, PS (one parameter set, vmapped with ``in_axes=None``) or NPS
     (one set per agent, stacked along a leading axis): each agent's Q-network sees its
     observation and, with ``comm: message``, the messages of every agent's message network of
-    the same step, sent through the channel."""
+    the same step, sent through the channel (a learnable one with the shared parameters
+    ``params["channel"]``)."""
 
     def __init__(self, config: IQLConfig, num_agents: int, num_actions: int):
         self.config, self.num_agents = config, num_agents
         self.p_axis = None if config.parameter_sharing else 0  # agent axis of the parameters
         self.use_comm, self.channel = config.comm == "message", config.message_channel
         self.msg_shape = self.channel.message_shape(1, config.message_dim)
-        self.msg_size = int(np.prod(self.msg_shape))
+        self.msg_size = int(np.prod(self.msg_shape))  # what the message network emits
+        # what arrives (Gated: the payload, without its send flag)
+        self.recv_size = int(np.prod(self.channel.received_shape(1, config.message_dim)))
+        self.learn_channel = self.use_comm and self.channel.has_params
         self.qnet = QNetwork(num_actions, config.hidden)
         self.msgnet = MessageNetwork(self.msg_size)
 
     def init(self, key, x):
         """Parameters for one env-step's observations ``x [N, D]``."""
-        width = x.shape[-1] + (self.num_agents * self.msg_size if self.use_comm else 0)
+        width = x.shape[-1] + (self.num_agents * self.recv_size if self.use_comm else 0)
         one = lambda agent_key: {
             "q": self.qnet.init(agent_key, jnp.zeros(self.config.hidden), jnp.zeros(width)),
             **({"message": self.msgnet.init(jax.random.fold_in(agent_key, 1), x[0])}
                if self.use_comm else {})}
-        if self.config.parameter_sharing:
-            return one(key)
-        return jax.vmap(one)(jax.random.split(key, self.num_agents))
+        params = (one(key) if self.config.parameter_sharing
+                  else jax.vmap(one)(jax.random.split(key, self.num_agents)))
+        if self.learn_channel:  # one set for all senders, PS or NPS
+            params["channel"] = self.channel.init(jax.random.fold_in(key, 2), 1,
+                                                  self.config.message_dim)
+        return params
 
     def per_agent(self, method, *args):
         """A QNetwork method applied to all agents of one env-step."""
@@ -148,29 +159,35 @@ class Agents:
 
     def inputs(self, params, x, key, train):
         """One env-step ``x [N, D]`` -> Q-network inputs ``[N, D + N*m]`` (observation, then
-        the step's messages; detached but one's own under NPS), channel bits and cost summed
-        over senders."""
+        the step's messages; detached but one's own under NPS) and ``comm``: channel
+        ``bits`` and ``cost`` summed over senders, plus ``nets.message_sums`` for an
+        entropy-coded or gated channel (``counts`` ``[1, elements, categories]``)."""
+        zero = jnp.zeros((), jnp.float32)
         if not self.use_comm:
-            return x, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
-        num_agents, size = self.num_agents, self.msg_size
+            return x, {"bits": zero, "cost": zero}
+        num_agents, size = self.num_agents, self.recv_size
         z = jax.vmap(self.msgnet.apply, in_axes=(self.p_axis, 0))(params["message"], x)
-        send = lambda sender_key, message: self.channel.send(sender_key, message, train=train)
+        shared = params["channel"] if self.learn_channel else None
+        send = lambda sender_key, message: self.channel.send(sender_key, message, train=train,
+                                                             params=shared)
         z_hat, stats = jax.vmap(send)(jax.random.split(key, num_agents),
                                       z.reshape(num_agents, *self.msg_shape))
         z_hat = z_hat.reshape(num_agents, size)
         view = (jnp.broadcast_to(z_hat[None], (num_agents, num_agents, size))
                 if self.config.parameter_sharing else comms.stop_incoming(z_hat))
         x = jnp.concatenate([x, view.reshape(num_agents, num_agents * size)], -1)
-        return x, stats["bits"].sum(), stats["cost"].sum()
+        sums = nets.message_sums(self.channel, stats, jnp.ones(num_agents, jnp.float32))
+        sums = {k: v[None] if k == "counts" else v for k, v in sums.items()}  # one "hop"
+        return x, {"bits": stats["bits"].sum(), "cost": stats["cost"].sum(), **sums}
 
     def step(self, params, carry, x, key, train):
-        """One env-step, all agents: ``(carry [N, H], q [N, A], channel bits)``. Every
-        episode starts from a zero carry (episodes are played, and replayed, from their
-        first step)."""
-        x, bits, _ = self.inputs(params, x, key, train)
+        """One env-step, all agents: ``(carry [N, H], q [N, A], comm)``, ``comm`` as
+        :meth:`inputs` gives it (``comm["bits"]``: the channel's bits). Every episode starts
+        from a zero carry (episodes are played, and replayed, from their first step)."""
+        x, comm = self.inputs(params, x, key, train)
         hidden = self.per_agent(QNetwork.embed, params["q"], x)
         carry, hidden = self.per_agent(QNetwork.recur, params["q"], carry, hidden)
-        return carry, self.per_agent(QNetwork.head, params["q"], hidden), bits
+        return carry, self.per_agent(QNetwork.head, params["q"], hidden), comm
 
     def unroll(self, params, obs, key, train):
         """Q-values ``[B, T+1, N, A]`` of the episodes ``obs [B, T+1, N, D]``, and the
@@ -178,7 +195,8 @@ class Agents:
         and read-outs are computed for all steps at once; only the GRU cell runs in the scan."""
         batch, length = obs.shape[:2]
         keys = jax.random.split(key, batch * length).reshape(batch, length)
-        x, _, cost = jax.vmap(jax.vmap(lambda *a: self.inputs(params, *a, train)))(obs, keys)
+        x, comm = jax.vmap(jax.vmap(lambda *a: self.inputs(params, *a, train)))(obs, keys)
+        cost = comm["cost"]
         embedded = jax.vmap(jax.vmap(
             lambda x: self.per_agent(QNetwork.embed, params["q"], x)))(x)
 
@@ -235,6 +253,8 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
     tx = make_optimizer(config, config.lr)
     buffer = make_buffer(config.buffer_episodes, config.batch_episodes)
     features = jax.vmap(lambda obs: nets.flatten_obs(obs, num_agents, config.agent_id))
+    message_zeros = (nets.message_zeros(agents.channel, 1, config.message_dim)
+                     if agents.use_comm else {})
 
     def init(key) -> Runner:
         k_params, k_env, key = jax.random.split(key, 3)
@@ -248,16 +268,20 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
     # COLLECT EPISODES
     def collect(params, key, eps, num_episodes: int, greedy: bool = False):
         """``num_episodes`` episodes from fresh resets, epsilon-greedy with ``eps`` (greedy:
-        argmax, channel in evaluation mode): ``(Episodes, stats)``."""
+        argmax, channel in evaluation mode): ``(Episodes, stats)``; ``stats["sums"]``: the
+        learned coding's ``nets.message_sums`` over the episodes' filled steps."""
         k_reset, k_run = jax.random.split(key)
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(
             jax.random.split(k_reset, num_episodes), env_params)
 
         def step(loop_state, step_key):
-            obs, state, carry, running = loop_state
+            obs, state, carry, running, sums = loop_state
             k_comm, k_explore, k_rand, k_env = jax.random.split(step_key, 4)
-            carry, q, bits = jax.vmap(lambda *a: agents.step(params, *a, not greedy))(
+            carry, q, comm = jax.vmap(lambda *a: agents.step(params, *a, not greedy))(
                 carry, features(obs), jax.random.split(k_comm, num_episodes))
+            bits = comm["bits"]
+            sums = {k: v + jnp.tensordot(running.astype(jnp.float32), comm[k], 1)
+                    for k, v in sums.items()}  # filled steps only, added up as it goes
             action = jnp.argmax(q, -1)
             if not greedy:
                 explore = jax.random.uniform(k_explore, action.shape) < eps
@@ -271,11 +295,12 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
             out = (features(step_info.final_observation), action.astype(jnp.int32),
                    reward.astype(jnp.float32), terminated, running, bits * running,
                    step_info.success & done & running)
-            return (obs, state, carry, running & ~done), out
+            return (obs, state, carry, running & ~done, sums), out
 
         carry = jnp.zeros((num_episodes, num_agents, config.hidden))
         running = jnp.ones(num_episodes, bool)
-        _, out = jax.lax.scan(step, (obs, state, carry, running), jax.random.split(k_run, T))
+        (*_, sums), out = jax.lax.scan(step, (obs, state, carry, running, message_zeros),
+                                       jax.random.split(k_run, T))
         x_next, action, reward, terminated, filled, bits, success = jax.tree.map(
             lambda x: jnp.swapaxes(x, 0, 1), out)  # [E, T, ...]
         episodes = Episodes(jnp.concatenate([features(obs)[:, None], x_next], 1), action,
@@ -284,7 +309,8 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
         stats = {"return": jnp.mean(jnp.sum(reward.mean(-1) * filled, 1)),
                  "success": jnp.mean(jnp.any(success, 1).astype(jnp.float32)),
                  "length": jnp.mean(filled.sum(1)), "steps": filled.sum().astype(jnp.int32),
-                 "bits": bits.sum(), "messages": num_agents * filled.sum() * agents.use_comm}
+                 "bits": bits.sum(), "messages": num_agents * filled.sum() * agents.use_comm,
+                 "sums": sums}
         return episodes, stats
 
     # UPDATE NETWORK
@@ -339,6 +365,7 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
                    # env steps so far, all seeds together (the loop averages over seeds)
                    "env_steps": runner.env_steps.astype(jnp.float32) * config.num_seeds,
                    "bits_per_message": stats["bits"] / jnp.maximum(stats["messages"], 1.0),
+                   **nets.message_metrics(stats["sums"], stats["messages"]),
                    **{k: jnp.nanmean(v) for k, v in parts.items()}}
         return runner, metrics
 
@@ -350,6 +377,7 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
         return {"episodes": jnp.asarray(episodes, jnp.float32), "success": stats["success"],
                 "return": stats["return"], "length": stats["length"],
                 "bits_per_message": stats["bits"] / jnp.maximum(stats["messages"], 1.0),
-                "env_bits_per_episode": jnp.zeros((), jnp.float32)}
+                "env_bits_per_episode": jnp.zeros((), jnp.float32),
+                **nets.message_metrics(stats["sums"], stats["messages"])}
 
     return Trainer(config, env, env_params, init_seeds, run, evaluate, collect, learn, loss)

@@ -10,7 +10,10 @@ segment's start). The actor acts for all agents of one environment at once (Comm
 them inside the policy every step; the channel is in training mode, the comm keys are stored so
 the loss replays the exact same messages); the critic is centralised (MAPPO: all agents'
 observations) or local (IPPO). Losses are averaged over *alive* agent-steps only; the loss adds
-``comm_coef * channel cost`` (summed over alive senders, averaged over env-steps).
+``comm_coef * channel cost`` (summed over alive senders, averaged over env-steps). A learnable
+channel (config keys ``entropy_coding``, ``gate``) keeps its parameters in the actor's, one set
+per hop, and learns through that cost; the rollout and the greedy evaluation add up its stats
+(``nets.message_sums``, not stored per step) into the coding metrics of docs/metrics.md.
 
 Per-agent returns: an agent's trace ends where the episode ends (bootstrapping from
 ``info["final_observation"]`` unless ``terminated``) and where the agent leaves (alive now,
@@ -78,6 +81,9 @@ class Batch(NamedTuple):
     traj: Transition  # [T, E, ...]
     advantages: jax.Array  # [T, E, N]
     targets: jax.Array  # [T, E, N]
+    # the rollout's sums of the learned coding's stats (nets.message_sums, all steps and
+    # environments added up: no per-step histograms kept); {} for a plain channel
+    comm: Any = None
 
 
 # The pieces make_trainer composes, in the order an update runs them: acting (networks,
@@ -205,6 +211,7 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
     carry_width = config.hidden if config.encoder == "gru" else 1
     sparse_env = config.environment[0] if config.obs_embedding else None
     features = jax.vmap(lambda obs: observe(obs, num_agents, config.agent_id, sparse_env))
+    message_zeros = nets.message_zeros(actor.channel, actor.hops, config.message_dim)
 
     def init(key) -> Runner:
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
@@ -250,18 +257,24 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
             bits=comm["bits"], messages=comm["messages"], env_bits=step_info.bits,
             episode_end=info["returned_episode"], success=logged_success(info),
             team_return=info["returned_team_return"])
-        return runner._replace(env_state=env_state, obs=obs, carry=carry, reset=done), tr
+        sums = {k: comm[k].sum(0) for k in message_zeros}  # over the E environments
+        return runner._replace(env_state=env_state, obs=obs, carry=carry, reset=done), tr, sums
 
     def collect(runner: Runner, iteration=0) -> tuple[Runner, Batch]:
         """A rollout of ``num_steps`` steps, then its advantages, for one seed."""
         carry = runner.carry
         key, k_roll = jax.random.split(runner.key)
         train_params = curriculum_params(config, env_params, iteration)
-        runner, traj = jax.lax.scan(lambda *a: env_step(*a, train_params),
-                                    runner._replace(key=key), jax.random.split(k_roll, T))
+
+        def step(state, step_key):  # the learned coding's sums are added up as it goes
+            runner, sums = state
+            runner, tr, step_sums = env_step(runner, step_key, train_params)
+            return (runner, jax.tree.map(jnp.add, sums, step_sums)), tr
+        (runner, sums), traj = jax.lax.scan(step, (runner._replace(key=key), message_zeros),
+                                            jax.random.split(k_roll, T))
         # CALCULATE ADVANTAGE
         with jax.named_scope("gae"):
-            return runner, Batch(carry, traj, *gae(config, traj))
+            return runner, Batch(carry, traj, *gae(config, traj), sums)
 
     # UPDATE NETWORK
     def loss(params, batch: Batch):
@@ -278,7 +291,8 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
             def minibatch(state, idx):
                 params, opt_state = state
                 with jax.named_scope("minibatch"):
-                    mb = Batch(batch.carry[idx], *jax.tree.map(lambda x: x[:, idx], batch[1:]))
+                    mb = Batch(batch.carry[idx],  # the loss reads no comm sums
+                               *jax.tree.map(lambda x: x[:, idx], batch[1:4]))
                 grads, parts = jax.grad(loss, has_aux=True)(params, mb)
                 parts["grad_norm"] = global_norm(grads)  # before clipping
                 with jax.named_scope("optimizer"):
@@ -297,7 +311,8 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
             runner, batch = collect(runner, iteration)
         with jax.named_scope("learn"):
             runner, losses = learn(runner, batch)
-        metrics = episode_metrics(batch.traj)
+        metrics = {**episode_metrics(batch.traj),
+                   **nets.message_metrics(batch.comm, batch.traj.messages.sum())}
         if config.curriculum:
             name = config.curriculum["param"]
             value = getattr(curriculum_params(config, env_params, iteration), name)
@@ -316,15 +331,17 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
         def policy(carry, obs, reset, comm_key):  # all envs: (carry, action, comm)
             x, alive = features(obs)
             return jax.vmap(act)(carry, x, alive, reset, jax.random.split(comm_key, episodes))
-        return evaluate_greedy(env, env_params, policy, (episodes, num_agents, carry_width), key)
+        return evaluate_greedy(env, env_params, policy, (episodes, num_agents, carry_width), key,
+                               message_zeros)
 
     return Trainer(config, env, env_params, init_seeds, run, evaluate, collect, learn, loss)
 
 
-def evaluate_greedy(env, env_params, policy, carry_shape, key):
+def evaluate_greedy(env, env_params, policy, carry_shape, key, message_zeros=None):
     """Play ``carry_shape[0]`` episodes (one per env, the first episode of each counted) with
     ``policy(carry, obs, reset, key) -> (carry, action, comm)``; mean success, team return,
-    CommNet bits per message and the env's own bits per episode."""
+    CommNet bits per message and the env's own bits per episode, and the learned coding's
+    metrics (``nets.message_metrics``) of the ``comm`` entries ``message_zeros`` names."""
     episodes = carry_shape[0]
     k_reset, key = jax.random.split(key)
     obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
@@ -343,11 +360,14 @@ def evaluate_greedy(env, env_params, policy, carry_shape, key):
                "return": acc["return"] + jnp.sum(first * info["returned_team_return"]),
                "bits": acc["bits"] + jnp.sum(comm["bits"] * ~seen),
                "messages": acc["messages"] + jnp.sum(comm["messages"] * ~seen),
-               "env_bits": acc["env_bits"] + jnp.sum(read_info(info, done).bits * ~seen)}
+               "env_bits": acc["env_bits"] + jnp.sum(read_info(info, done).bits * ~seen),
+               "sums": {k: v + jnp.tensordot((~seen).astype(jnp.float32), comm[k], 1)
+                        for k, v in acc["sums"].items()}}
         return (obs, env_state, carry, done, seen | first, acc), None
 
     acc = dict.fromkeys(("success", "return", "bits", "messages", "env_bits"),
                         jnp.zeros((), jnp.float32))
+    acc["sums"] = message_zeros or {}
     state = (obs, env_state, jnp.zeros(carry_shape), jnp.ones(episodes, bool),
              jnp.zeros(episodes, bool), acc)
     (*_, seen, acc), _ = jax.lax.scan(step, state, jax.random.split(
@@ -355,4 +375,5 @@ def evaluate_greedy(env, env_params, policy, carry_shape, key):
     return {"episodes": seen.sum(), "success": acc["success"] / episodes,
             "return": acc["return"] / episodes,
             "bits_per_message": acc["bits"] / jnp.maximum(acc["messages"], 1.0),
-            "env_bits_per_episode": acc["env_bits"] / episodes}
+            "env_bits_per_episode": acc["env_bits"] / episodes,
+            **nets.message_metrics(acc["sums"], acc["messages"])}

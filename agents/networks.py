@@ -4,7 +4,10 @@ The actor acts for all ``N`` agents of *one* environment at once (inputs ``[N, D
 CommNet's communication hops can mix agents; parameters are shared across agents (every layer
 is applied row-wise) and a one-hot agent id may be part of the input. Every message goes
 through a ``dcgenv.comms`` channel, one key per (hop, sender), and the actor returns the
-channel's bits and differentiable cost summed over alive senders.
+channel's bits and differentiable cost summed over alive senders. A learnable channel
+(``channel.has_params``: ``comms.EntropyCoded``, ``comms.Gated``) gets one parameter entry per
+hop, ``channel_{hop}``, trained with the actor through the cost in the loss; the actor then also
+returns the sums :func:`message_metrics` turns into the learned-coding metrics.
 
 Action heads follow the environment's action space: ``Discrete(n)`` -> a categorical
 (``distrax.Categorical``); a ``Box``/``Normal`` leaf (e.g. GridWorld's ``message``) -> a
@@ -192,7 +195,9 @@ class Actor(nn.Module):
     bool ``[N]``, ``reset`` a bool scalar (episode start: the GRU carry is zeroed), ``key``
     the step's comm key, ``train`` a Python bool (the channel's static mode). Returns
     ``(carry, dists, comm)``; ``comm`` = ``{"bits", "cost", "messages"}`` summed over the
-    alive senders and hops of this step. ``hops=0`` is an actor without communication.
+    alive senders and hops of this step, plus :func:`message_sums` (over hops; ``counts``
+    stacked, ``[hops, elements, categories]``) for an entropy-coded or gated channel, whose
+    parameters are ``channel_{hop}``. ``hops=0`` is an actor without communication.
     """
 
     heads: tuple[tuple[str | None, str, int], ...]
@@ -215,10 +220,15 @@ class Actor(nn.Module):
         h, alive_f = h0, alive.astype(jnp.float32)
         bits = cost = jnp.zeros((), jnp.float32)
         shape = self.channel.message_shape(1, self.message_dim)
+        sums = []
         for hop in range(self.hops):
             z = nn.Dense(int(np.prod(shape)))(h).reshape(n, *shape)
             keys = jax.random.split(jax.random.fold_in(key, hop), n)
-            z_hat, stats = jax.vmap(lambda k, m: self.channel.send(k, m, train=train))(keys, z)
+            params = (self.param(f"channel_{hop}", lambda k: self.channel.init(
+                k, 1, self.message_dim)) if self.channel.has_params else None)
+            z_hat, stats = jax.vmap(lambda k, m, p=params: self.channel.send(
+                k, m, train=train, params=p))(keys, z)
+            sums.append(message_sums(self.channel, stats, alive_f))
             m = z_hat.reshape(n, -1)
             if self.aggregate == "gated":
                 gate = nn.sigmoid(nn.Dense(1)(h))[:, 0]
@@ -240,7 +250,74 @@ class Actor(nn.Module):
             else:
                 log_std = self.param(f"log_std_{name}", nn.initializers.zeros, (size,))
                 dists[name] = distrax.MultivariateNormalDiag(out, jnp.exp(log_std))
-        return carry, dists, {"bits": bits, "cost": cost, "messages": messages}
+        comm = {"bits": bits, "cost": cost, "messages": messages}
+        if sums and sums[0]:  # the learned coding's sums: scalars added, histograms stacked
+            comm.update({k: jnp.stack([s[k] for s in sums]) if k == "counts"
+                         else sum(s[k] for s in sums) for k in sums[0]})
+        return carry, dists, comm
+
+
+def message_sums(channel, stats, weight) -> dict[str, jax.Array]:
+    """What the learned-coding metrics (:func:`message_metrics`) need from one send per sender
+    (``stats`` of the vmapped ``channel.send``), summed over senders weighted by ``weight``
+    ``[n]`` (alive): under ``comms.Gated``, ``sent`` (tokens sent) and ``tokens``; with
+    ``comms.EntropyCoded`` (possibly inside), ``elias_bits`` (the prior-free count: the Elias
+    code of the sent tokens' integers, plus one bit per token for the send flag when gated)
+    and ``counts`` ``[elements, categories]``, the histogram of the sent symbols over the
+    prior's categories (``prior.index``, escape lumped), from one-hot counts. ``{}`` for any
+    other channel."""
+    gated = isinstance(channel, comms.Gated)
+    inner = channel.channel if gated else channel
+    n = weight.shape[0]
+    mask = stats["mask"] if gated else jnp.ones((n, 1), jnp.float32)  # [n, tokens]
+    w = mask * weight[:, None]
+    sums = {}
+    if gated:
+        sums["sent"], sums["tokens"] = jnp.sum(w), jnp.sum(weight) * mask.shape[1]
+    if isinstance(inner, comms.EntropyCoded):
+        elias = jnp.sum(stats["elias_bits"].reshape(w.shape) * w)
+        sums["elias_bits"] = elias + sums["tokens"] if gated else elias
+        symbols = stats["symbols"].reshape(*w.shape, -1)  # [n, tokens, d]
+        onehot = jax.nn.one_hot(inner.prior.index(symbols), inner.prior.size)
+        sums["counts"] = jnp.einsum("nl,nlds->lds", w, onehot).reshape(-1, inner.prior.size)
+    return sums
+
+
+def message_zeros(channel, hops: int, dim: int) -> dict[str, jax.Array]:
+    """Zeros shaped like the actor's (or IQL's, ``hops=1``) :func:`message_sums` for messages
+    of ``dim`` features: where a rollout or an evaluation starts adding them up."""
+    gated = isinstance(channel, comms.Gated)
+    inner = channel.channel if gated else channel
+    zero = jnp.zeros((), jnp.float32)
+    sums = {"sent": zero, "tokens": zero} if gated else {}
+    if isinstance(inner, comms.EntropyCoded):
+        elements = int(np.prod(inner.message_shape(1, dim)))
+        sums.update(elias_bits=zero,
+                    counts=jnp.zeros((hops, elements, inner.prior.size), jnp.float32))
+    return sums
+
+
+def message_metrics(sums: dict, messages) -> dict[str, jax.Array]:
+    """The learned-coding metrics (docs/metrics.md) of :func:`message_sums` added up over a
+    rollout or an evaluation (``counts`` ``[hops, elements, categories]``) and the messages
+    sent (alive senders x hops): ``sent_fraction`` (gated), ``elias_bits_per_message`` and
+    ``symbol_entropy`` (entropy-coded). ``{}`` for other channels."""
+    out = {}
+    if "sent" in sums:
+        out["sent_fraction"] = sums["sent"] / jnp.maximum(sums["tokens"], 1.0)
+    if "counts" in sums:
+        out["elias_bits_per_message"] = sums["elias_bits"] / jnp.maximum(messages, 1.0)
+        out["symbol_entropy"] = symbol_entropy(sums["counts"])
+    return out
+
+
+def symbol_entropy(counts: jax.Array) -> jax.Array:
+    """Plug-in entropy, in bits per message, of the histograms ``counts [hops, elements,
+    categories]``: each element's ``-sum p log2 p`` (``p`` its counts normalised; 0 if it has
+    none), summed over the elements of a message, averaged over hops (one message each)."""
+    p = counts / jnp.maximum(counts.sum(-1, keepdims=True), 1.0)
+    h = -jnp.sum(jnp.where(p > 0, p * jnp.log2(jnp.where(p > 0, p, 1.0)), 0.0), -1)
+    return jnp.abs(h).sum() / counts.shape[0]  # abs: -0.0 where one category holds all
 
 
 class Critic(nn.Module):
