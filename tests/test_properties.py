@@ -182,6 +182,32 @@ def witsenhausen(env, p, obs, state, prev, reward, info):
     assert np.all(reward <= 0) and np.all(reward == reward[..., :1])
 
 
+def kyle(env, p, obs, state, prev, reward, info):
+    assert np.all(reward[..., 1] <= 0)  # the market maker's -(p - v)^2
+    for name in ("order_flow", "price", "mm_profit"):
+        assert np.all(np.isfinite(info[name])), name
+
+
+def supply_function(env, p, obs, state, prev, reward, info):
+    assert np.all(np.isfinite(info["price"])) and np.all(np.isfinite(info["quantities"]))
+    # the market clears: what the firms sell is what demand takes at the price, up to float32
+    # rounding at the scale of the schedules (adversarial ones reach quantity_limit)
+    gamma = max(float(p.gamma), 1e-6)  # as the env reads it (its docstring)
+    demand = info["demand_shock"] - gamma * info["price"]
+    grid = gamma * max(abs(p.price_min), abs(p.price_max))  # demand on the price grid
+    scale = np.maximum.reduce([np.full_like(demand, p.quantity_limit * env.num_firms + grid),
+                               np.abs(info["demand_shock"]), np.abs(gamma * info["price"])])
+    gap = np.abs(info["quantities"].sum(-1) - demand)
+    assert np.all(gap <= 16 * np.spacing(scale.astype(np.float32))), gap.max()
+
+
+def cournot(env, p, obs, state, prev, reward, info):
+    assert np.all(np.abs(info["quantities"]) <= p.quantity_limit)
+    assert np.all((state.disclosure >= 0) & (state.disclosure <= 1))
+    quantity_step = prev.time == 1  # profits are paid on the quantity step only
+    np.testing.assert_array_equal(reward[~quantity_step], 0.0)
+
+
 FAMILIES = {
     "TrafficJunction-easy-v0": ({}, traffic_junction),
     "PredatorPrey-easy-v0": ({"vision": 1}, predator_prey),
@@ -192,6 +218,9 @@ FAMILIES = {
     "Negotiation-v0": ({}, negotiation),
     "Rubinstein-v0": ({"smooth_accept": True}, rubinstein),
     "Witsenhausen-v0": ({}, witsenhausen),
+    "Kyle-v0": ({}, kyle),
+    "SupplyFunction-v0": ({}, supply_function),
+    "CournotInfoSharing-v0": ({}, cournot),
 }
 
 
