@@ -260,12 +260,7 @@ def run_original(ns) -> dict:
     meta = {**machine(), "numpy": np.__version__, "gymnasium": gymnasium, "steps": ns.steps,
             "repeats": ns.repeats, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "command": " ".join([pathlib.Path(sys.executable).name, *sys.argv])}
-    out = pathlib.Path(ns.out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = {"meta": meta, "envs": results}
-    (out / "original.json").write_text(json.dumps(result, indent=1))
-    print(f"wrote {out / 'original.json'}")
-    return result
+    return write_json(ns.out, "original.json", {"meta": meta, "envs": results})
 
 
 # ---------------------------------------------------------------- ours (jax)
@@ -284,11 +279,15 @@ def run_ours(ns) -> dict:
             print(throughput.format_row(r), flush=True)
     meta = throughput.machine_meta(sys.argv[1:])
     meta.update(repeats=ns.repeats, num_steps=ns.num_steps, bandwidth=bw)
-    out = pathlib.Path(ns.out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = {"meta": meta, "rows": rows}
-    (out / "ours.json").write_text(json.dumps(result, indent=1))
-    print(f"wrote {out / 'ours.json'}")
+    return write_json(ns.out, "ours.json", {"meta": meta, "rows": rows})
+
+
+def write_json(out_dir, name: str, result: dict) -> dict:
+    """``result`` as ``out_dir/name`` (the folder made if needed); returns ``result``."""
+    path = pathlib.Path(out_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    print(f"wrote {path}")
     return result
 
 
