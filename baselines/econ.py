@@ -1,9 +1,10 @@
-"""Gradient play in the economic games, trained through ``Kyle-v0``, ``SupplyFunction-v0`` and
-``CournotInfoSharing-v0``.
+"""Gradient play in the economic games, trained through ``Kyle-v0``, ``SupplyFunction-v0``,
+``CournotInfoSharing-v0`` and ``PublicGoods-v0``.
 
     python -m baselines.econ kyle [--steps 1500] [--batch 4096] [--lr 0.02] [--set sigma0=2]
     python -m baselines.econ supply_function [--firms 2] [--set gamma=1 cost=1]
     python -m baselines.econ cournot [--firms 2] [--uncertainty demand] [--share] [--set a=3]
+    python -m baselines.econ public_goods [--firms 3] [--talk continuous] [--set tau=0.05]
 
 Each player has a linear strategy and gradient-ascends its *own* expected payoff (the mean
 reward over a batch of episodes, fresh each step, run through ``env.reset``/``env.step`` and
@@ -24,6 +25,14 @@ printed beside the closed-form equilibrium:
   are then pure noise), ascending its profit in its own coefficients, the firms starting from
   different points. Theory: the closed-form linear Bayesian-Nash equilibrium
   (``dcgenv.envs.cournot.equilibrium``).
+- ``public_goods`` (smooth provision): player ``i`` says ``m_i = w_i v_i + b_i`` (``--talk
+  continuous``) or sends one of two symbols with logits ``(0, w_i v_i + b_i)`` through a
+  Gumbel-softmax channel (``--talk gumbel``, straight-through, 1 bit), then contributes ``c_i =
+  e sigmoid(alpha_i + beta_i v_i + gamma_i h)``, ``h`` the sum of what it heard (the messages,
+  or the number of symbols 1); it ascends its expected payoff in all five. No equilibrium is
+  learned against: the rows compare the learned welfare and provision rate with the social
+  optimum (``dcgenv.envs.public_goods.expected_social_optimum``); the free-riding welfare
+  ``N e`` is printed beside them.
 
 ``--set name=value`` overrides env params (``dcgenv.make``); ``--out DIR`` writes
 ``econ_<game>.json`` there.
@@ -44,6 +53,7 @@ import optax
 import dcgenv
 from dcgenv.envs import cournot as C
 from dcgenv.envs import kyle as K
+from dcgenv.envs import public_goods as PG
 from dcgenv.envs import supply_function as SF
 
 
@@ -78,6 +88,29 @@ def cournot_payoffs(theta, key, env, params, share):
     q = theta["alpha"] + theta["beta"] * obs["signal"][:, 0] + gamma * others
     _, _, reward, *_ = env.step(k2, s, q, params)
     return reward
+
+
+def public_goods_info(theta, key, env, params):
+    """One PublicGoods episode under the linear talk-and-contribute policy ``theta`` (``w``,
+    ``b``, ``alpha``, ``beta``, ``gamma``: f[N]); step 1's ``(reward, info)``."""
+    k0, k1, k2 = jax.random.split(key, 3)
+    obs, s = env.reset(k0, params)
+    v = obs["valuation"][:, 0]
+    say = theta["w"] * v + theta["b"]
+    gumbel = env.message_shape == (2,)
+    msg = jnp.stack([jnp.zeros_like(say), say], -1) if gumbel else say[:, None]
+    obs, s, *_ = env.step(k1, s, {"message": msg, "contribution": jnp.zeros_like(v)}, params)
+    heard = obs["messages"][:, :, -1].sum(1)  # the sum of the messages, or of the symbols 1
+    c = params.endowment * jax.nn.sigmoid(theta["alpha"] + theta["beta"] * v
+                                          + theta["gamma"] * heard)
+    _, _, reward, *_, info = env.step(k2, s, {"message": jnp.zeros_like(msg),
+                                              "contribution": c}, params)
+    return reward, info
+
+
+def public_goods_payoffs(theta, key, env, params):
+    """Every player's (expected, smooth) payoff in one PublicGoods episode."""
+    return public_goods_info(theta, key, env, params)[0]
 
 
 def own_gradients(payoffs, theta, keys, env, params, owner):
@@ -149,6 +182,30 @@ def run_cournot(firms=2, uncertainty="demand", share=False, steps=1500, batch=40
     return _table("cournot", rows, params)
 
 
+def run_public_goods(firms=3, talk="continuous", steps=1500, batch=4096, lr=0.02, seed=0,
+                     overrides=None) -> dict:
+    channel = (dcgenv.comms.Continuous() if talk == "continuous"
+               else dcgenv.comms.GumbelSoftmax(vocab_size=2))
+    env, params = dcgenv.make("PublicGoods-v0", num_players=firms, channel=channel,
+                              channel_train=talk != "continuous", smooth=True,
+                              **(overrides or {}))
+    bench = PG.expected_social_optimum(env, params)
+    start = jnp.linspace(-0.5, 0.5, firms)
+    theta0 = {"w": 1.0 + start, "b": start, "alpha": start, "beta": 1.0 + start,
+              "gamma": jnp.zeros(firms)}
+    learned, _ = gradient_play(public_goods_payoffs, theta0,
+                               {k: jnp.arange(firms) for k in theta0}, env, params, steps, batch,
+                               lr, seed)
+    keys = jax.random.split(jax.random.key(seed + 1), batch)
+    _, info = jax.jit(jax.vmap(lambda k: public_goods_info(learned, k, env, params)))(keys)
+    rows = [("welfare", info["welfare"].mean(), bench["welfare"]),
+            ("provided", info["provided"].mean(), bench["provided"])]
+    out = _table("public_goods", rows, params)
+    out["talk"], out["free_riding_welfare"] = talk, float(bench["free_riding"])
+    out["policy"] = {k: np.asarray(v).tolist() for k, v in learned.items()}
+    return out
+
+
 def _table(game, rows, params) -> dict:
     out = [{"coefficient": name, "learned": float(a), "theory": float(b),
             "relative_error": float(abs(a - b) / abs(b))} for name, a, b in rows]
@@ -168,16 +225,19 @@ def _override(text: str) -> tuple[str, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("game", choices=["kyle", "supply_function", "cournot"])
+    parser.add_argument("game", choices=["kyle", "supply_function", "cournot", "public_goods"])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--firms", type=int, default=2, help="supply_function and cournot")
+    parser.add_argument("--firms", type=int, default=None,
+                        help="supply_function and cournot (default 2), public_goods (3)")
     parser.add_argument("--uncertainty", choices=["demand", "cost"], default="demand",
                         help="cournot only")
     parser.add_argument("--share", action="store_true",
                         help="cournot only: every firm discloses fully (default: nobody)")
+    parser.add_argument("--talk", choices=["continuous", "gumbel"], default="continuous",
+                        help="public_goods only: the cheap-talk channel")
     parser.add_argument("--set", type=_override, nargs="*", default=[], metavar="NAME=VALUE",
                         help="env params overrides")
     parser.add_argument("--out", default=None, help="write econ_<game>.json into this folder")
@@ -186,19 +246,24 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error("needs --steps >= 1, --batch >= 1, --lr > 0")
     common = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
               "overrides": dict(args.set)}
+    firms = args.firms or (3 if args.game == "public_goods" else 2)
     start = time.perf_counter()
     if args.game == "kyle":
         result = run_kyle(**common)
+    elif args.game == "public_goods":
+        result = run_public_goods(firms=firms, talk=args.talk, **common)
     elif args.game == "cournot":
-        result = run_cournot(firms=args.firms, uncertainty=args.uncertainty, share=args.share,
+        result = run_cournot(firms=firms, uncertainty=args.uncertainty, share=args.share,
                              **common)
     else:
-        result = run_supply_function(firms=args.firms, **common)
+        result = run_supply_function(firms=firms, **common)
     result["seconds"] = time.perf_counter() - start
     print(f"{'coefficient':<16} {'learned':>10} {'theory':>10} {'rel. error':>11}")
     for r in result["rows"]:
         print(f"{r['coefficient']:<16} {r['learned']:>10.5f} {r['theory']:>10.5f} "
               f"{r['relative_error']:>11.2e}")
+    if "free_riding_welfare" in result:
+        print(f"free riding welfare: {result['free_riding_welfare']:.5f}")
     print(f"{args.steps} steps x {args.batch} episodes, {result['seconds']:.1f} s")
     if args.out is not None:
         out = Path(args.out)

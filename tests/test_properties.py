@@ -208,6 +208,16 @@ def cournot(env, p, obs, state, prev, reward, info):
     np.testing.assert_array_equal(reward[~quantity_step], 0.0)
 
 
+def public_goods(env, p, obs, state, prev, reward, info):
+    c, provided = info["contributions"], info["provided"]
+    assert np.all((c >= 0) & (c <= p.endowment)) and np.all(np.isin(provided, [0.0, 1.0]))
+    paid = prev.time == 1  # payoffs come on the contribution step only
+    np.testing.assert_array_equal(reward[~paid], 0.0)
+    scale = np.float32(env.num_players * (p.endowment + p.v_max))
+    assert np.all(reward >= 0) and np.all(reward <= p.endowment + p.v_max + 1e-6 * scale)
+    assert np.all(info["welfare"] <= info["optimum_welfare"] + 1e-6 * scale)  # the optimum
+
+
 FAMILIES = {
     "TrafficJunction-easy-v0": ({}, traffic_junction),
     "PredatorPrey-easy-v0": ({"vision": 1}, predator_prey),
@@ -221,6 +231,7 @@ FAMILIES = {
     "Kyle-v0": ({}, kyle),
     "SupplyFunction-v0": ({}, supply_function),
     "CournotInfoSharing-v0": ({}, cournot),
+    "PublicGoods-v0": ({}, public_goods),
 }
 
 

@@ -7,6 +7,7 @@ from dcgenv.envs import (
     negotiation,  # noqa: F401
     predator_prey,  # noqa: F401
     predator_prey_magym,  # noqa: F401
+    public_goods,  # noqa: F401
     referential,  # noqa: F401
     rubinstein,  # noqa: F401
     supply_function,  # noqa: F401
