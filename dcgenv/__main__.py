@@ -5,9 +5,10 @@
     python -m dcgenv --env Witsenhausen-v0 --num-envs 1024 --num-steps 500   # throughput
 
 Each environment's rollout is compiled once, then run once and timed; a row is printed as
-each one finishes. Compiling dominates at the default sizes: a few seconds per environment on
-a CPU, under a minute for the default set on two cores (about twice that with --all). Set
-JAX_COMPILATION_CACHE_DIR to a directory to keep the compiled rollouts for the next run.
+each one finishes. Compiling dominates at the default sizes: about 5 s per environment on a
+2-core CPU, about a minute for the default set (twice that with --all); compiling two at a
+time in threads was tried and gained nothing there. Set JAX_COMPILATION_CACHE_DIR to a
+directory to keep the compiled rollouts for the next run.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"random policy on {len(env_ids)} environments, {args.num_envs} envs x "
           f"{args.num_steps} steps each, jax {jax.__version__} on {jax.devices()[0].platform}; "
-          "each is compiled first (seconds each on a CPU)", flush=True)
+          "each is compiled first (about 5 s each on a 2-core CPU)", flush=True)
     header = f"{'environment':<30}{'agents':>7}{'episodes':>9}{'team return':>13}" \
              f"{'length':>8}{'success':>9}{'env-steps/s':>13}{'compile s':>10}"
     print(header)
