@@ -36,7 +36,7 @@ from dcgenv.comms.coding import (
     encode,
 )
 from dcgenv.comms.diagnostics import gsnr, score_function_loss
-from dcgenv.comms.entropy import CategoricalPrior, EntropyCoded, Gated, init_params
+from dcgenv.comms.entropy import CategoricalPrior, EntropyCoded, Gated
 from dcgenv.comms.registry import CHANNELS, make
 from dcgenv.comms.regularisers import (
     ddcl_cost,
@@ -60,7 +60,7 @@ __all__ = [
     "EntropyCoded", "FakeQuant", "GaussianNoise", "Gated", "GumbelSoftmax", "Silent", "Stats",
     "WithStop", "attention", "bit_length", "broadcast_mean",
     "check_channel", "code_length", "ddcl_cost", "decode", "empirical_entropy_bits", "encode",
-    "expected_length", "gated_mean", "gsnr", "init_params", "kl_standard_normal", "make",
+    "expected_length", "gated_mean", "gsnr", "kl_standard_normal", "make",
     "masked_mean", "others",
     "score_function_loss", "send_probs", "static_dataclass", "stop_incoming", "straight_through",
     "tap", "value_and_grad_with_taps", "vision_adjacency",

@@ -34,7 +34,7 @@ Learnable channels take their parameters as ``send(key, z, train=..., params=...
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -257,8 +257,3 @@ class Gated(Channel):
         return z_hat, make_stats(bits, cost, sent=jnp.sum(hard), send_prob=send_prob,
                                  skip_bits=jnp.sum(flag_bits), mask=hard, **stats)
 
-
-def init_params(channel: Channel, key: jax.Array, length: int, dim: int) -> Any:
-    """``channel.init(key, length, dim)``, or ``None`` for a channel without parameters (so
-    callers can pass it to ``send`` either way)."""
-    return channel.init(key, length, dim) if channel.has_params else None
