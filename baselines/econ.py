@@ -2,6 +2,7 @@
 ``CournotInfoSharing-v0`` and ``PublicGoods-v0``.
 
     python -m baselines.econ kyle [--steps 1500] [--batch 4096] [--lr 0.02] [--set sigma0=2]
+    python -m baselines.econ kyle --auctions 4
     python -m baselines.econ supply_function [--firms 2] [--set gamma=1 cost=1]
     python -m baselines.econ cournot [--firms 2] [--uncertainty demand] [--share] [--set a=3]
     python -m baselines.econ cournot --learn-disclosure [--uncertainty cost] [--d0 0.5]
@@ -16,7 +17,11 @@ printed beside the closed-form equilibrium:
 - ``kyle``: the insider orders ``x = beta (v - p0)``, the market maker prices ``p = p0 +
   lambda y``; the insider ascends its profit ``(v - p) x`` in ``beta``, the market maker its
   reward ``-(p - v)^2`` in ``lambda``. Theory: ``beta = sigma_u / sigma0``, ``lambda = sigma0 /
-  (2 sigma_u)`` (Kyle 1985).
+  (2 sigma_u)`` (Kyle 1985). With ``--auctions N`` (Kyle's sequential model): ``x_n = beta_n
+  (v - p_{n-1})``, ``p_n = p_{n-1} + lambda_n y_n``, the insider ascending its total profit in
+  all ``beta_n`` (anticipating its price impact on later auctions, pathwise through the env),
+  and one competitive market maker per auction ascending its own auction's reward in its
+  ``lambda_n``. Theory: ``dcgenv.envs.kyle.sequential_equilibrium``.
 - ``supply_function``: firm ``i`` submits the schedule ``b_i p`` on the price grid (from 0, so
   the piecewise-linear schedule is exactly linear) and ascends its profit in ``b_i``, the firms
   starting from different slopes. Theory: Klemperer & Meyer's (1989) SFE slope.
@@ -66,14 +71,22 @@ from dcgenv.envs import supply_function as SF
 
 
 def kyle_payoffs(theta, key, env, params):
-    """Both players' rewards in one Kyle episode under the linear strategies ``theta``."""
-    k0, k1, k2 = jax.random.split(key, 3)
-    obs, s = env.reset(k0, params)
-    x = theta["beta"] * (obs["signal"][0, 0] - obs["p0"][0])
-    obs, s, r1, *_ = env.step(k1, s, jnp.stack([x, 0.0]), params)
-    p = obs["p0"][1] + theta["lambda"] * obs["signal"][1, 0]
-    _, _, r2, *_ = env.step(k2, s, jnp.stack([0.0, p]), params)
-    return r1 + r2
+    """One Kyle episode under linear strategies ``theta`` (``beta``, ``lambda``: one entry per
+    auction, or scalars for one auction): ``[insider's profit, market maker's reward in auction
+    0, 1, ...]``. The insider orders ``x_n = beta_n (v - p_{n-1})``, the market maker prices
+    ``p_n = p_{n-1} + lambda_n y_n``; each auction's market maker is a separate player (Kyle's
+    competitive market makers), whose payoff is its own auction's reward only."""
+    beta, lam = jnp.atleast_1d(theta["beta"]), jnp.atleast_1d(theta["lambda"])
+    keys = jax.random.split(key, 1 + 2 * len(beta))
+    obs, s = env.reset(keys[0], params)
+    insider, mm = 0.0, []
+    for n in range(len(beta)):
+        x = beta[n] * (obs["signal"][0, 0] - obs["price"][0])
+        obs, s, r1, *_ = env.step(keys[1 + 2 * n], s, jnp.stack([x, 0.0]), params)
+        p = obs["price"][1] + lam[n] * obs["signal"][1, 0]
+        obs, s, r2, *_ = env.step(keys[2 + 2 * n], s, jnp.stack([0.0, p]), params)
+        insider, mm = insider + r1[0] + r2[0], [*mm, r1[1] + r2[1]]
+    return jnp.stack([insider, *mm])
 
 
 def supply_payoffs(theta, key, env, params):
@@ -168,16 +181,22 @@ def gradient_play(payoffs, theta, owner, env, params, steps, batch, lr, seed, op
     return jax.tree.map(lambda p: p[-tail:].mean(0), path), path
 
 
-def run_kyle(steps=1500, batch=4096, lr=0.02, seed=0, overrides=None) -> dict:
-    env, params = dcgenv.make("Kyle-v0", **(overrides or {}))
-    theory = K.equilibrium(params)
-    theta0 = {"beta": jnp.asarray(0.3 * theory["beta"]),
-              "lambda": jnp.asarray(3 * theory["lambda"])}
-    learned, _ = gradient_play(kyle_payoffs, theta0, {"beta": 0, "lambda": 1}, env, params,
-                               steps, batch, lr, seed)
-    rows = [("beta", learned["beta"], theory["beta"]),
-            ("lambda", learned["lambda"], theory["lambda"])]
-    return _table("kyle", rows, params)
+def run_kyle(steps=1500, batch=4096, lr=0.02, seed=0, overrides=None, auctions=1) -> dict:
+    env, params = dcgenv.make("Kyle-v0", auctions=auctions, **(overrides or {}))
+    if auctions == 1:
+        theory = {k: jnp.atleast_1d(v) for k, v in K.equilibrium(params).items()}
+        names = ["beta", "lambda"]
+    else:
+        eq = K.sequential_equilibrium(params, auctions)
+        theory = {"beta": jnp.asarray(eq["order_coef"], jnp.float32),
+                  "lambda": jnp.asarray(eq["lambda"], jnp.float32)}
+        names = [f"{c}_{n}" for c in ("beta", "lambda") for n in range(auctions)]
+    theta0 = {"beta": 0.3 * theory["beta"], "lambda": 3 * theory["lambda"]}
+    owner = {"beta": jnp.zeros(auctions, jnp.int32), "lambda": 1 + jnp.arange(auctions)}
+    learned, _ = gradient_play(kyle_payoffs, theta0, owner, env, params, steps, batch, lr, seed)
+    values = jnp.concatenate([learned["beta"], learned["lambda"]])
+    targets = jnp.concatenate([theory["beta"], theory["lambda"]])
+    return _table("kyle", list(zip(names, values, targets, strict=True)), params)
 
 
 def run_supply_function(firms=2, steps=1500, batch=4096, lr=0.02, seed=0,
@@ -327,6 +346,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--firms", type=int, default=None,
                         help="supply_function and cournot (default 2), public_goods (3)")
+    parser.add_argument("--auctions", type=int, default=1,
+                        help="kyle only: sequential auctions (Kyle-v0's auctions argument)")
     parser.add_argument("--uncertainty", choices=["demand", "cost"], default="demand",
                         help="cournot only")
     parser.add_argument("--share", action="store_true",
@@ -347,8 +368,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.steps is None:
         args.steps = 2000 if args.learn_disclosure else 1500
-    if args.steps < 1 or args.batch < 1 or args.lr <= 0:
-        parser.error("needs --steps >= 1, --batch >= 1, --lr > 0")
+    if args.steps < 1 or args.batch < 1 or args.lr <= 0 or args.auctions < 1:
+        parser.error("needs --steps >= 1, --batch >= 1, --lr > 0, --auctions >= 1")
+    if args.auctions != 1 and args.game != "kyle":
+        parser.error("--auctions: kyle only")
     if args.learn_disclosure and (args.game != "cournot" or args.share):
         parser.error("--learn-disclosure: cournot only, without --share")
     if args.learn_disclosure and (not 0 <= args.d0 <= 1 or (args.disclosure_lr or 1) <= 0
@@ -360,7 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
     firms = args.firms or (3 if args.game == "public_goods" else 2)
     start = time.perf_counter()
     if args.game == "kyle":
-        result = run_kyle(**common)
+        result = run_kyle(auctions=args.auctions, **common)
     elif args.game == "public_goods":
         result = run_public_goods(firms=firms, talk=args.talk, **common)
     elif args.game == "cournot" and args.learn_disclosure:

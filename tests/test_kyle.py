@@ -10,7 +10,7 @@ import pytest
 
 import dcgenv
 from baselines import econ
-from dcgenv.envs.kyle import EnvState, equilibrium
+from dcgenv.envs.kyle import EnvState, equilibrium, sequential_equilibrium
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +18,9 @@ def env_params():
     return dcgenv.make("Kyle-v0", p0=2.0, sigma0=1.5, sigma_u=0.5)
 
 
-def state(v, u, time=0, x=0.0):
+def state(v, u, time=0, x=0.0, price=2.0):
     f = lambda a: jnp.asarray(a, jnp.float32)
-    return EnvState(time=jnp.asarray(time, jnp.int32), v=f(v), u=f(u), x=f(x))
+    return EnvState(time=jnp.asarray(time, jnp.int32), v=f(v), u=f(u), x=f(x), price=f(price))
 
 
 def test_two_steps_rewards_observations_and_termination(env_params):
@@ -141,3 +141,97 @@ def test_gradient_play_baseline_smoke():
     assert names == ["beta", "lambda"]
     assert all(np.isfinite(r["learned"]) for r in result["rows"])
     np.testing.assert_allclose([r["theory"] for r in result["rows"]], [0.5, 1.0])
+
+
+# --- sequential auctions (Kyle 1985, Section 3) ---
+
+def test_sequential_equilibrium_with_one_auction_is_kyles_theorem_1(env_params):
+    _, params = env_params
+    eq, one = sequential_equilibrium(params, 1), equilibrium(params)
+    np.testing.assert_allclose([eq["order_coef"][0], eq["lambda"][0], eq["insider_profit"],
+                                eq["mm_reward"]],
+                               [one["beta"], one["lambda"], one["insider_profit"],
+                                one["mm_reward"]], rtol=1e-6)
+
+
+def test_sequential_equilibrium_prices_are_bayesian_and_profits_rise_towards_the_limit():
+    """Each lambda_n is the regression coefficient of v on y_n given the past, ``b Sigma_{n-1} /
+    (b^2 Sigma_{n-1} + sigma_u^2 dt)``, and Sigma_n its posterior variance; profit rises with N
+    towards sigma_u sigma0 (Kyle's continuous-auction limit) and the last Sigma towards 0."""
+    _, params = dcgenv.make("Kyle-v0", sigma0=1.5, sigma_u=0.5)
+    profits = []
+    for n in (1, 2, 4, 16):
+        eq = sequential_equilibrium(params, n)
+        prior = np.concatenate([[1.5**2], eq["sigma2"][:-1]])
+        b, noise = eq["order_coef"], 0.5**2 / n
+        np.testing.assert_allclose(eq["lambda"], b * prior / (b**2 * prior + noise), rtol=1e-9)
+        np.testing.assert_allclose(eq["sigma2"], prior * (1 - b * eq["lambda"]), rtol=1e-9)
+        profits.append(eq["insider_profit"])
+    assert np.all(np.diff(profits) > 0) and profits[-1] < 0.5 * 1.5 and profits[-1] > 0.6
+    assert sequential_equilibrium(params, 32)["sigma2"][-1] < 0.1 * 1.5**2
+
+
+def test_sequential_rules_on_a_hand_built_state():
+    env, params = dcgenv.make("Kyle-v0", auctions=2, p0=1.0)
+    assert params.max_steps_in_episode == 4
+    f = lambda a: jnp.asarray(a, jnp.float32)
+    s = EnvState(time=jnp.asarray(0, jnp.int32), v=f(2.0), u=f([0.5, -1.0]), x=f(0.0),
+                 price=f(1.0))
+    key, rewards = jax.random.key(0), []
+    for t, action in enumerate([(1.0, 0.0), (0.0, 1.5), (2.0, 0.0), (0.0, 1.8)]):
+        obs, s, r, term, trunc, info = env.step(key, s, jnp.array(action), params)
+        rewards.append(np.asarray(r))
+        assert bool(term) == (t == 3) and not trunc
+        if t == 0:  # the market maker of auction 0 sees y_0 = 1 + 0.5
+            np.testing.assert_allclose(obs["signal"][1, 0], 1.5)
+        if t == 1:  # the price moved to 1.5 for everybody; auction 1 starts
+            np.testing.assert_allclose(obs["price"], [1.5, 1.5])
+            np.testing.assert_array_equal(obs["auction"], [1, 1])
+        if t == 2:
+            np.testing.assert_allclose(obs["signal"][1, 0], 1.0)  # y_1 = 2 - 1
+    # insider (v - p_n) x_n: 0.5 * 1, then 0.2 * 2; market maker -(p_n - v)^2
+    np.testing.assert_allclose(np.array(rewards)[[1, 3]], [[0.5, -0.25], [0.4, -0.04]],
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="auctions"):
+        dcgenv.make("Kyle-v0", auctions=0)
+
+
+def test_sequential_equilibrium_payoffs_and_first_order_conditions_through_the_env():
+    """Three auctions: Monte Carlo payoffs match the theory; each player's pathwise gradient of
+    its own payoff in its own coefficients (the insider's total profit in every beta_n,
+    anticipating its price impact; auction n's market maker in lambda_n) is zero at the
+    equilibrium, and the insider's is not at half its coefficients."""
+    env, params = dcgenv.make("Kyle-v0", auctions=3, sigma0=1.5, sigma_u=0.5)
+    eq = sequential_equilibrium(params, 3)
+    theta = {"beta": jnp.asarray(eq["order_coef"], jnp.float32),
+             "lambda": jnp.asarray(eq["lambda"], jnp.float32)}
+    keys = jax.random.split(jax.random.key(4), 16_384)
+
+    @jax.jit
+    def per_episode(theta, keys):
+        jac = jax.vmap(jax.jacrev(econ.kyle_payoffs), in_axes=(None, 0, None, None))(
+            theta, keys, env, params)
+        payoff = jax.vmap(econ.kyle_payoffs, in_axes=(None, 0, None, None))(
+            theta, keys, env, params)
+        return payoff, jac["beta"][:, 0], jnp.stack([jac["lambda"][:, 1 + n, n]
+                                                     for n in range(3)], -1)
+
+    payoff, g_beta, g_lambda = per_episode(theta, keys)
+    within(payoff[:, 0], eq["insider_profit"])
+    for n in range(3):
+        within(payoff[:, 1 + n], -eq["sigma2"][n])
+        within(g_beta[:, n], 0.0)
+        within(g_lambda[:, n], 0.0)
+    _, g_half, _ = per_episode({**theta, "beta": theta["beta"] / 2}, keys)
+    assert np.all(np.asarray(g_half.mean(0)) > 0.1)  # ordering more pays off
+
+
+def test_sequential_gradient_play_smoke():
+    result = econ.main(["kyle", "--auctions", "2", "--steps", "3", "--batch", "8"])
+    assert [r["coefficient"] for r in result["rows"]] == ["beta_0", "beta_1", "lambda_0",
+                                                          "lambda_1"]
+    _, params = dcgenv.make("Kyle-v0")
+    theory = sequential_equilibrium(params, 2)
+    np.testing.assert_allclose([r["theory"] for r in result["rows"]],
+                               np.concatenate([theory["order_coef"], theory["lambda"]]),
+                               rtol=1e-6)
