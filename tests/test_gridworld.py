@@ -190,7 +190,7 @@ def test_goal_table_helpers_and_bad_input_raise():
     with pytest.raises(ValueError, match="message_bound"):
         GridWorldGoal(message_bound=-1.0)
     with pytest.raises(ValueError, match="channel"):
-        GridWorldGoal(channel="ddcl")
+        GridWorldGoal(channel=3)
     with pytest.raises(ValueError, match=">= 0"):
         goal_probs_from_weights({(0, 0): -1.0})
     with pytest.raises(ValueError, match="goal_probs"):
@@ -319,3 +319,38 @@ def test_listener_message_has_a_gradient_wrt_the_speakers_message():
         return jnp.sum(obs["message"][1] * jnp.arange(1.0, 5.0))
 
     np.testing.assert_allclose(jax.grad(heard)(jnp.ones(4)), np.arange(1.0, 5.0))
+
+
+def test_talk_first_gives_the_original_optimum_and_ignores_the_first_move():
+    """``talk_first``: the oracle pair's return is the original's (the omniscient listener's,
+    ``1 - 0.01 (d - 1)``) in ``d + 1`` steps; a move on the talk step is ignored and unpaid;
+    truncation after ``max_steps_in_episode + 1`` steps; a channel may be given by name."""
+    env, params = dcgenv.make("GridWorldGoal-talkfirst-v0", channel="continuous")
+    keys = jax.random.split(jax.random.key(8), 128)
+    run = jax.jit(jax.vmap(lambda k: play(env, params, oracle, k)))
+    distance, (reward, term, trunc, success, bits, episode_bits) = run(keys)
+    distance, term = np.asarray(distance), np.asarray(term)
+    end = np.argmax(term | np.asarray(trunc), axis=1)
+    np.testing.assert_array_equal(end + 1, distance + 1)
+    returns = np.where(np.arange(16) <= end[:, None], np.asarray(reward), 0.0).sum(axis=1)
+    np.testing.assert_allclose(returns, 1.0 - 0.01 * (distance - 1), atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(reward)[:, 0], 0.0)  # the talk step is free
+
+    _, state = env.reset(jax.random.key(0), params)
+    east = {"move": jnp.array([0, 3], jnp.int32), "message": jnp.zeros((2, 4))}
+    _, moved, reward, *_ = env.step(jax.random.key(1), state, east, params)
+    np.testing.assert_array_equal(moved.pos, state.pos)  # step 0: nobody moves
+    assert float(reward[0]) == 0.0
+    short, stay = params.replace(max_steps_in_episode=3), {**east, "move": jnp.zeros(2, int)}
+    s, truncated = state, []
+    for t in range(4):  # the listener stays off the goal: 3 moves after the talk step
+        _, s, _, term_t, trunc_t, _ = env.step(jax.random.key(t), s, stay, short)
+        assert not term_t
+        truncated.append(bool(trunc_t))
+    assert truncated == [False, False, False, True]
+    silent, _ = dcgenv.make("GridWorldGoal-v0", channel="silent")
+    assert isinstance(silent.channel, comms.Silent)
+    with pytest.raises(ValueError, match="talk_first"):
+        dcgenv.make("GridWorldGoal-v0", talk_first=1)
+    with pytest.raises(ValueError, match="channel"):
+        dcgenv.make("GridWorldGoal-v0", channel="nope")

@@ -23,6 +23,7 @@ from dcgenv.comms.channels import (
     GumbelSoftmax,
     Silent,
     Stats,
+    as_channel,
     check_channel,
     static_dataclass,
     straight_through,
@@ -58,7 +59,7 @@ from dcgenv.comms.topology import (
 __all__ = [
     "CHANNELS", "CODES", "CategoricalPrior", "Channel", "Continuous", "DDCL", "DRU",
     "EntropyCoded", "FakeQuant", "GaussianNoise", "Gated", "GumbelSoftmax", "Silent", "Stats",
-    "WithStop", "attention", "bit_length", "broadcast_mean",
+    "WithStop", "as_channel", "attention", "bit_length", "broadcast_mean",
     "check_channel", "code_length", "ddcl_cost", "decode", "empirical_entropy_bits", "encode",
     "expected_length", "gated_mean", "gsnr", "kl_standard_normal", "make",
     "masked_mean", "others",

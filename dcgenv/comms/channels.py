@@ -103,6 +103,21 @@ def check_channel(owner: str, channel) -> None:
                          f"builds one by name), got {channel!r}")
 
 
+def as_channel(owner: str, channel) -> Channel:
+    """``channel`` itself, or, for a name, ``dcgenv.comms.make(name)`` with its defaults (so a
+    YAML config's ``env_kwargs`` can name one, e.g. ``{channel: silent}``); ``ValueError``
+    naming ``owner`` for anything else."""
+    if isinstance(channel, str):
+        from dcgenv.comms.registry import make  # the table imports this module
+
+        try:
+            return make(channel)
+        except ValueError as err:
+            raise ValueError(f"{owner}: channel {err}") from None
+    check_channel(owner, channel)
+    return channel
+
+
 def check_train(owner: str, train, params: Any = None) -> bool:
     """``train`` must be a Python bool: it picks the map at trace time (``jit`` static).
     ``params`` must be ``None`` or empty: a fixed channel has nothing to learn."""

@@ -62,6 +62,16 @@ Deviations from the original, and why:
   so a message sent on step ``t`` is read on step ``t + 1``. An optimal pair therefore needs
   ``|start - goal|_1 + 1`` steps (return ``1 - 0.01 |start - goal|_1``), one more than in the
   original. ``has_message`` tells the listener the first step carries no message.
+  ``talk_first=True`` (a constructor flag; ``GridWorldGoal-talkfirst-v0``) restores the
+  original's optimum: step 0 is a talk step on which the speaker's message is sent, the
+  listener's move is ignored, the reward is 0 and the step does not count towards the step
+  limit (episodes are truncated after ``max_steps_in_episode + 1`` steps). From step 1 on, the
+  listener moves on the message of the step before, so an optimal pair's return is the
+  original's, ``1 - 0.01 (|start - goal|_1 - 1)``. The messages sent are one more per
+  episode than the original's (the last one is never read).
+- Messages can also be sent by the learner instead (a CommNet actor, ``comm: commnet``, whose
+  hops run inside one step: no delay); ``channel="silent"`` (a registered channel's name is
+  accepted as well as a channel) then closes the environment's own message path.
 - The channel is pluggable; the authors' toy channel is ``z + U(-delta/2, delta/2)`` with
   ``delta = 1/5`` (``channel=comms.DDCL(0.2)``, ``train_channel=True``); their bits are the
   surrogate ``comm_cost``, while ``DDCL`` reports real coded bits in ``bits``.
@@ -154,17 +164,19 @@ class GridWorldGoal(MultiAgentEnv):
     agents = ("speaker", "listener")
 
     def __init__(self, grid_size: int = 8, message_dim: int = 4,
-                 channel: comms.Channel = CONTINUOUS, train_channel: bool = True,
-                 message_bound: float | None = None, goals: str = "ddcl"):
+                 channel: comms.Channel | str = CONTINUOUS, train_channel: bool = True,
+                 message_bound: float | None = None, goals: str = "ddcl",
+                 talk_first: bool = False):
         name = "GridWorldGoal"
         grid_size = checks.integer(name, "grid_size", grid_size, 2)
         message_dim = checks.integer(name, "message_dim", message_dim, 1)
-        comms.check_channel(name, channel)
+        channel = comms.as_channel(name, channel)
         train_channel = checks.flag(name, "train_channel", train_channel)
         if message_bound is not None:  # None: unbounded
             message_bound = checks.real(name, "message_bound (or None)", message_bound, 0,
                                         low_open=True)
         checks.choice(name, "goals", goals, GOAL_TABLES)
+        self.talk_first = checks.flag(name, "talk_first", talk_first)
         self.grid_size, self.channel, self.train_channel = grid_size, channel, train_channel
         self.message_bound = MESSAGE_LIMIT if message_bound is None else message_bound
         self.bounded = message_bound is not None
@@ -195,18 +207,24 @@ class GridWorldGoal(MultiAgentEnv):
         self._check_actions(actions)
         move = jnp.asarray(actions["move"][1]).astype(jnp.int32)
         move = jnp.where((move >= 0) & (move < len(MOVES)), move, 0)
+        talking = self.talk_first & (state.time == 0)  # the talk step: nobody moves
+        move = jnp.where(talking, 0, move)
         pos = jnp.clip(state.pos + jnp.asarray(MOVES)[move], 0, self.grid_size - 1)
         z = jnp.asarray(actions["message"][0], jnp.float32)
         z = jnp.clip(jnp.where(jnp.isfinite(z), z, 0.0), -self.message_bound, self.message_bound)
         z_hat, stats = self.channel.send(key, z[None], train=self.train_channel)
         reached = jnp.all(pos == state.goal)
-        reward = jnp.where(reached, params.goal_reward, params.step_reward)
+        reward = jnp.where(reached, params.goal_reward,
+                           jnp.where(talking, 0.0, params.step_reward))
         episode_bits = state.episode_bits + stats["bits"]
         info = {"bits": stats["bits"], "episode_bits": episode_bits, "comm_cost": stats["cost"],
                 "success": reached}
         state = state.replace(pos=pos, message=z_hat[0].astype(jnp.float32),
                               has_message=jnp.ones((), bool), episode_bits=episode_bits)
         return state, reward, reached, info
+
+    def is_truncated(self, state: EnvState, params: EnvParams) -> jax.Array:
+        return state.time >= params.max_steps_in_episode + self.talk_first  # + the talk step
 
     def get_obs(self, state: EnvState, params: EnvParams) -> dict[str, jax.Array]:
         zero = jnp.zeros(2, jnp.float32)
@@ -251,3 +269,4 @@ class GridWorldGoal(MultiAgentEnv):
 register("GridWorldGoal-v0", GridWorldGoal)
 register("GridWorldGoal-uniform-v0", GridWorldGoal, goals="uniform")
 register("GridWorldGoal-zipf-v0", GridWorldGoal, goals="zipf")
+register("GridWorldGoal-talkfirst-v0", GridWorldGoal, talk_first=True)
