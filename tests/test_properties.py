@@ -146,7 +146,7 @@ def predator_prey_magym(env, p, obs, state, prev, reward, info):
 def gridworld(env, p, obs, state, prev, reward, info):
     for xy in (state.pos, state.goal):
         assert np.all((xy >= 0) & (xy < env.grid_size))
-    paid = np.float32([p.goal_reward, p.step_reward])
+    paid = np.float32([p.goal_reward, p.step_reward] + [0.0] * env.talk_first)  # talk step: 0
     assert np.all(np.isin(reward, paid)) and np.all(reward == reward[..., :1])
     assert np.all(reward[info["success"]] == paid[0])
     assert np.all(info["bits"] >= 0) and np.all(info["episode_bits"] >= info["bits"])
@@ -180,6 +180,41 @@ def witsenhausen(env, p, obs, state, prev, reward, info):
     assert np.all(info["stage1_cost"] >= 0) and np.all(info["stage2_cost"] >= 0)
     np.testing.assert_array_equal(reward[..., 0], -(info["stage1_cost"] + info["stage2_cost"]))
     assert np.all(reward <= 0) and np.all(reward == reward[..., :1])
+
+
+def witsenhausen_channel(env, p, obs, state, prev, reward, info):
+    costs = [info[name] for name in ("stage1_cost", "stage2_cost", "message_cost")]
+    assert all(np.all(c >= 0) for c in costs) and np.all(info["bits"] >= 0)
+    np.testing.assert_allclose(reward[..., 0], -sum(costs), rtol=1e-6)
+    assert np.all(reward <= 0) and np.all(reward == reward[..., :1])
+    np.testing.assert_array_equal(info["bits"][prev.time == 1], 0.0)  # sent at step 0 only
+    np.testing.assert_array_equal(obs["message"][..., 0, :], 0.0)  # controller 1 hears nothing
+
+
+def witsenhausen_misaligned(env, p, obs, state, prev, reward, info):
+    own = info["controller2_cost"]
+    assert np.all(info["stage1_cost"] >= 0) and np.all(info["stage2_cost"] >= 0)
+    np.testing.assert_array_equal(reward[..., 0], -(info["stage1_cost"] + info["stage2_cost"]))
+    np.testing.assert_array_equal(reward[..., 1], -own)
+    assert np.all(own >= 0) and np.all(own[prev.time == 0] == 0)  # paid on its own step only
+
+
+def witsenhausen_vector(env, p, obs, state, prev, reward, info):
+    witsenhausen(env, p, obs, state, prev, reward, info)
+    assert obs["signal"].shape[-1] == env.dim
+    np.testing.assert_array_equal(info["stage1_cost"][prev.time == 1], 0.0)  # paid at step 0
+    np.testing.assert_array_equal(info["stage2_cost"][prev.time == 0], 0.0)  # and at step 1
+
+
+def witsenhausen_multistage(env, p, obs, state, prev, reward, info):
+    control, final = info["control_cost"], info["final_cost"]
+    assert np.all(control >= 0) and np.all(final >= 0)
+    np.testing.assert_array_equal(reward[..., 0], -(control + final))
+    assert np.all(reward <= 0) and np.all(reward == reward[..., :1])
+    last = prev.time == env.stages - 1
+    np.testing.assert_array_equal(final[~last], 0.0)
+    np.testing.assert_array_equal(control[last], 0.0)
+    assert np.all(obs["active"].sum(-1) == 1)  # one controller's turn at a time
 
 
 def kyle(env, p, obs, state, prev, reward, info):
@@ -223,12 +258,18 @@ FAMILIES = {
     "PredatorPrey-easy-v0": ({"vision": 1}, predator_prey),
     "PredatorPrey-magym-v0": ({}, predator_prey_magym),
     "GridWorldGoal-v0": ({}, gridworld),
+    "GridWorldGoal-talkfirst-v0": ({}, gridworld),
     "Referential-v0": ({}, referential),
     "Referential-differentiable-v0": ({}, referential),
     "Negotiation-v0": ({}, negotiation),
     "Rubinstein-v0": ({"smooth_accept": True}, rubinstein),
     "Witsenhausen-v0": ({}, witsenhausen),
+    "Witsenhausen-vector-v0": ({}, witsenhausen_vector),
+    "Witsenhausen-multistage-v0": ({}, witsenhausen_multistage),
+    "Witsenhausen-channel-v0": ({}, witsenhausen_channel),
+    "Witsenhausen-misaligned-v0": ({}, witsenhausen_misaligned),
     "Kyle-v0": ({}, kyle),
+    "Kyle-sequential-v0": ({}, kyle),
     "SupplyFunction-v0": ({}, supply_function),
     "CournotInfoSharing-v0": ({}, cournot),
     "PublicGoods-v0": ({}, public_goods),

@@ -13,4 +13,8 @@ from dcgenv.envs import (
     supply_function,  # noqa: F401
     traffic_junction,  # noqa: F401
     witsenhausen,  # noqa: F401
+    witsenhausen_channel,  # noqa: F401
+    witsenhausen_misaligned,  # noqa: F401
+    witsenhausen_multistage,  # noqa: F401
+    witsenhausen_vector,  # noqa: F401
 )
