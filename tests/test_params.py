@@ -149,7 +149,7 @@ CONSTRUCTORS = [
     (GridWorldGoal, {"train_channel": 1}, "train_channel must be True or False"),
     (GridWorldGoal, {"message_bound": float("inf")}, r"message_bound .* in \(0, inf\)"),
     (GridWorldGoal, {"goals": "zipfian"}, "unknown goals 'zipfian'"),
-    (GridWorldGoal, {"channel": "dccl"}, "unknown channel .dccl.; allowed: continuous"),
+    (GridWorldGoal, {"channel": "dccl"}, "unknown channel .dccl. .did you mean .ddcl.*allowed"),
     (GridWorldGoal, {"channel": 3}, "channel must be a dcgenv.comms channel"),
     (Referential, {"n_attributes": 0}, r"n_attributes must be an integer in \[1, inf\)"),
     (Referential, {"n_values": 0}, r"n_values must be an integer in \[1, inf\)"),

@@ -164,8 +164,9 @@ def test_charge_prices_the_coded_bits_or_the_surrogate(charge):
 
 def test_argument_errors_name_the_argument():
     for kwargs, name in (({"message_dim": 0}, "message_dim"), ({"charge": "joules"}, "charge"),
-                         ({"channel": "ddcl"}, "channel"), ({"bit_cost": -1.0}, "bit_cost"),
-                         ({"channel_train": "yes"}, "channel_train")):
+                         ({"channel": "ddcl2"}, "channel"), ({"channel": 3}, "channel"),
+                         ({"bit_cost": -1.0}, "bit_cost"), ({"channel_train": "yes"},
+                                                            "channel_train")):
         with pytest.raises(ValueError, match=name):
             dcgenv.make("Witsenhausen-channel-v0", **kwargs)
     env, params = dcgenv.make("Witsenhausen-channel-v0", channel=comms.GumbelSoftmax(4))
