@@ -1,6 +1,14 @@
 """Gradient-based solver for Witsenhausen's counterexample, trained through ``Witsenhausen-v0``.
 
     python -m baselines.witsenhausen [--iters 3000] [--spacings 6.0 6.5] [--out baselines/results]
+    python -m baselines.witsenhausen --solver pointwise   # or annealing, neural: other families
+
+``--solver`` picks the family (:data:`SOLVERS`): ``staircase`` (the default, this module),
+``pointwise`` and ``annealing`` (person-by-person replies on a grid, hard or annealed;
+:mod:`baselines.witsenhausen_pointwise`), ``neural`` (an MLP controller 1 trained through the
+env; :mod:`baselines.witsenhausen_neural`). Each other family takes its own ``Config`` fields
+as flags and writes ``witsenhausen_<solver>.json``; every cost there is ``expected_cost`` of the
+returned policy with its error estimate (``expected_cost_with_error``).
 
 Controller 1 is an odd staircase of ``pieces`` sloped steps, ``x1 = sgn(x0) (L_i + s_i (|x0| -
 L_i))`` on step ``i`` (levels ``L_i``, slopes ``s_i``; a level ``L_0`` near 0 is a step centred
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import time
 from pathlib import Path
@@ -42,6 +51,7 @@ import optax
 
 import dcgenv
 from dcgenv.envs import witsenhausen as W
+from dcgenv.envs import witsenhausen_reference as R
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Config:
     ema: float = 0.99  # the learned policy is this exponential average of the iterates
     grid: int = 4001  # x0 grid for controller 2's posterior mean
     seed: int = 0
+    error_estimate: int = 1  # 0: skip the best run's error estimate (two more evaluations)
 
     def __post_init__(self):
         checks = {"k >= 0": self.k >= 0, "sigma > 0": self.sigma > 0, "pieces >= 1":
@@ -188,20 +199,24 @@ def run(cfg: Config) -> dict:
     start = time.perf_counter()
     thetas, losses = jax.block_until_ready(jax.jit(make_train(cfg))(jax.random.key(cfg.seed)))
     train_s = time.perf_counter() - start
-    runs, theta0 = [], initial_policies(cfg)
+    runs, theta0, policies = [], initial_policies(cfg), []
     for i in range(len(losses)):
         theta = jax.tree.map(lambda x, i=i: np.asarray(x[i], np.float64), thetas)
+        policies.append(lambda x0, t=theta: gamma1(t, x0))
         start_theta = jax.tree.map(lambda x, i=i: np.asarray(x[i], np.float64), theta0)
         runs.append({
             "init": {"spacing": [d for d in cfg.spacings for _ in cfg.centred][i],
                      "centred": [c for _ in cfg.spacings for c in cfg.centred][i]},
-            "exact_cost": W.expected_cost(lambda x0, t=theta: gamma1(t, x0), cfg.k, cfg.sigma),
+            "exact_cost": W.expected_cost(policies[-1], cfg.k, cfg.sigma),
             "initial_exact_cost": W.expected_cost(lambda x0, t=start_theta: gamma1(t, x0),
                                                   cfg.k, cfg.sigma),
             "final_batch_loss": float(np.mean(np.asarray(losses[i][-100:]))),
             "levels": theta["levels"].tolist(), "slopes": theta["slopes"].tolist(),
             "thresholds": np.cumsum(np.logaddexp(0.0, theta["gaps"])).tolist()})
     best = min(runs, key=lambda r: r["exact_cost"])
+    if cfg.error_estimate:
+        policy = policies[runs.index(best)]
+        best["error_estimate"] = R.expected_cost_with_error(policy, cfg.k, cfg.sigma)[1]
     return {"config": dataclasses.asdict(cfg), "train_seconds": train_s,
             "total_seconds": time.perf_counter() - start, "best": best, "runs": runs,
             "references": reference_costs(cfg)}
@@ -224,14 +239,40 @@ _ARG_TYPES = {"int": (int, None), "float": (float, None), "tuple[float, ...]": (
               "tuple[bool, ...]": (_bool, "+")}
 
 
+# name -> (module with Config and solve(cfg) -> dict, Config overrides); None: this module
+SOLVERS = {"staircase": None, "pointwise": ("baselines.witsenhausen_pointwise", {}),
+           "annealing": ("baselines.witsenhausen_pointwise", {"start": "affine",
+                                                              "temperature": 0.1}),
+           "neural": ("baselines.witsenhausen_neural", {})}
+
+
+def solver_config(name: str, **overrides):
+    """``(module, Config)`` of solver ``name`` with its defaults and ``overrides``."""
+    if name not in SOLVERS or SOLVERS[name] is None:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)} (staircase via main or run), "
+                         f"got {name!r}")
+    module_name, defaults = SOLVERS[name]
+    module = importlib.import_module(module_name)
+    return module, module.Config(**{**defaults, **overrides})
+
+
 def main(argv: list[str] | None = None) -> dict:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--solver", default="staircase")
+    solver, rest = pre.parse_known_args(argv)
+    if solver.solver not in SOLVERS:
+        raise ValueError(f"--solver must be one of {sorted(SOLVERS)}, got {solver.solver!r}")
+    if solver.solver != "staircase":
+        return main_other(solver.solver, rest)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--solver", choices=sorted(SOLVERS), default="staircase")
     for field in dataclasses.fields(Config):
         kind, nargs = _ARG_TYPES[field.type]
         parser.add_argument(f"--{field.name}", type=kind, nargs=nargs, default=field.default)
     parser.add_argument("--out", default="baselines/results")
     args = vars(parser.parse_args(argv))
     out = Path(args.pop("out"))
+    args.pop("solver")
     result = run(Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}))
     print(f"{'policy':<46} {'exact cost':>12} {'at init':>12}")
     for r in result["runs"]:
@@ -239,11 +280,38 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{name:<46} {r['exact_cost']:>12.8f} {r['initial_exact_cost']:>12.8f}")
     for name, cost in result["references"].items():
         print(f"{name:<46} {cost:>12.8f}")
-    print(f"best learned {result['best']['exact_cost']:.8f}; training {result['train_seconds']:.0f}"
-          f" s, total {result['total_seconds']:.0f} s")
+    error = result["best"].get("error_estimate")
+    error = "skipped" if error is None else f"{error:.1e}"
+    print(f"best learned {result['best']['exact_cost']:.8f} (error estimate {error}); training "
+          f"{result['train_seconds']:.0f} s, total {result['total_seconds']:.0f} s")
     out.mkdir(parents=True, exist_ok=True)
     (out / "witsenhausen.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def main_other(name: str, argv: list[str]) -> dict:
+    """``--solver NAME`` for the families in their own modules: flags from their ``Config``."""
+    module, defaults = solver_config(name)
+    parser = argparse.ArgumentParser(description=module.__doc__.splitlines()[0])
+    parser.add_argument("--solver", choices=sorted(SOLVERS), default=name)
+    for field in dataclasses.fields(defaults):
+        kind = {"int": int, "float": float, "str": str}[field.type]
+        parser.add_argument(f"--{field.name}", type=kind, default=getattr(defaults, field.name))
+    parser.add_argument("--out", default="baselines/results")
+    args = vars(parser.parse_args(argv))
+    out = Path(args.pop("out"))
+    args.pop("solver")
+    result = {"solver": name, **module.solve(type(defaults)(**args)),
+              "best_published (Mehmetoglu et al. 2014)": 0.16692291}
+    gap = result["exact_cost"] - 0.16692291
+    error = "skipped" if result["error_estimate"] is None else f"{result['error_estimate']:.1e}"
+    print(f"{name}: exact cost {result['exact_cost']:.10f} (error estimate {error}), "
+          f"{abs(gap):.2e} {'below' if gap < 0 else 'above'} 0.16692291 (Mehmetoglu et al. "
+          f"2014); {result['total_seconds']:.0f} s")
+    out.mkdir(parents=True, exist_ok=True)
+    saved = {key: value for key, value in result.items() if key != "policy"}
+    (out / f"witsenhausen_{name}.json").write_text(json.dumps(saved, indent=2))
+    return result  # with "policy", the solver's controller 1 (an elementwise jnp function)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from baselines import witsenhausen as solver
 from dcgenv.envs import witsenhausen as W
 
 SMALL = dict(pieces=3, spacings=(1.0,), centred=(False,), batch=1024, iters=300, lr=0.05,
-             grid=1001)
+             grid=1001, error_estimate=0)  # the error estimate: test_witsenhausen_solvers.py
 
 
 def test_training_through_the_env_beats_best_affine_from_a_worse_start():
@@ -47,7 +47,8 @@ def test_gradients_reach_every_parameter_through_the_env():
 
 def test_main_writes_a_json_report(tmp_path, capsys):
     result = solver.main(["--iters", "20", "--batch", "128", "--grid", "501", "--pieces", "3",
-                          "--spacings", "6.5", "7", "--centred", "false", "--out", str(tmp_path)])
+                          "--spacings", "6.5", "7", "--centred", "false", "--error_estimate",
+                          "0", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "witsenhausen.json").read_text())
     assert [r["init"] for r in saved["runs"]] == [{"spacing": 6.5, "centred": False},
                                                   {"spacing": 7.0, "centred": False}]
