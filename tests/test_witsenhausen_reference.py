@@ -21,6 +21,22 @@ def test_best_affine_cost_is_096_at_both_published_lambdas():
         assert abs(W.expected_cost(W.affine(lam), 0.2, 5.0) - 0.96) < 1e-6
 
 
+def test_best_affine_where_the_two_minima_merge_and_y_beyond_every_mass_point():
+    """At k = 0.5, sigma = 2 the affine cost is flat at its minimum (k^2 sigma^2 = 1, where the
+    two minima merge): one lambda, the grid's minimum. The posterior table stays defined on a
+    y chunk that starts more than 15 noise std beyond the last mass point (the y grid's last
+    point, 15.1 here, is alone in its chunk)."""
+    (lam,) = W.best_affine_lambdas(0.5, 2.0)
+    grid = np.linspace(0.0, 1.0, 20_001)
+    assert W.affine_cost(lam, 0.5, 2.0) <= W.affine_cost(grid, 0.5, 2.0).min() + 1e-12
+    from dcgenv.envs.witsenhausen_reference import _posterior_table
+
+    y, dens, mean, var = _posterior_table(np.array([0.0]), np.array([1.0]), 1.0, h=0.7,
+                                          chunk=1)
+    assert y[-1] > 15.0 and np.all(np.isfinite(dens)) and np.all(mean == 0.0)
+    np.testing.assert_allclose(dens, np.exp(-0.5 * y**2) / np.sqrt(2 * np.pi), rtol=1e-12)
+
+
 def test_two_point_cost_is_published_value():
     assert abs(W.expected_cost(W.two_point(5.0), 0.2, 5.0) - 0.4042532) < 1e-6
     # the same policy written as a one-step staircase, and as a jitted function

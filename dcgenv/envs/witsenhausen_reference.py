@@ -135,6 +135,7 @@ def _posterior_table(x1: np.ndarray, w: np.ndarray, noise_std: float, h: float |
     for start in range(0, len(y), chunk):
         yc = y[start:start + chunk, None]
         lo, hi = np.searchsorted(values, [yc[0, 0] - pad, yc[-1, 0] + pad])
+        lo = min(lo, len(values) - 1)  # a chunk past the last mass point: use that point
         v = values[lo:max(hi, lo + 1)]
         logits = logw[lo:max(hi, lo + 1)] - 0.5 * ((yc - v) / noise_std) ** 2
         top = logits.max(1, keepdims=True)
@@ -254,10 +255,20 @@ def best_affine_lambdas(k: float = 0.2, sigma: float = 5.0,
     for x in lam[local]:
         for _ in range(50):  # Newton on f' with central differences (f is smooth, cheap)
             e = 1e-5
-            x -= (f(x + e) - f(x - e)) * e / 2 / (f(x + e) - 2 * f(x) + f(x - e))
+            curvature = f(x + e) - 2 * f(x) + f(x - e)
+            if not np.isfinite(curvature) or curvature <= 0:
+                break  # flat (or not convex) at float resolution: keep the grid minimum
+            x -= (f(x + e) - f(x - e)) * e / 2 / curvature
         roots.append(float(x))
     best = min(f(x) for x in roots)
-    return tuple(x for x in roots if f(x) <= best + 1e-12)
+    roots = sorted(x for x in roots if f(x) <= best + 1e-12)
+    groups = [[roots[0]]]  # a flat minimum (two minima merging) leaves a cluster: one each
+    for x in roots[1:]:
+        if x - groups[-1][-1] < 1e-3:
+            groups[-1].append(x)
+        else:
+            groups.append([x])
+    return tuple(float(np.median(g)) for g in groups)
 
 
 def two_point(sigma: float = 5.0) -> Policy1:
