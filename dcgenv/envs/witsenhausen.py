@@ -7,7 +7,8 @@ Reference costs there (table and sources in ``docs/envs/witsenhausen.md``): best
 0.96 and Witsenhausen's two-point policy 0.4042532 (Witsenhausen 1968, SIAM J. Control 6(1));
 0.1670790 for Lee, Lau & Ho's step policies (2001, IEEE TAC 46(3)); the lowest published are
 about 0.16692 (Karlsson, Gattami, Oechtering & Skoglund 2011: 0.16692462; Mehmetoglu, Akyol &
-Rose 2014, arXiv 1402.0525: 0.16692291).
+Rose 2014, arXiv 1402.0525: 0.16692291); this repository's person-by-person solver reaches
+0.1669223121 (``docs/witsenhausen.md``, with the lower bounds and the variants).
 
 Parameters (``EnvParams``), with the ranges ``make`` and ``params.replace_checked`` enforce:
 ``k`` >= 0 (the control-cost weight; it enters as ``k^2``, and ``k = 0`` is the degenerate free-
