@@ -48,10 +48,12 @@ def test_expected_length_matches_sampled_stops():
 
 def test_gsnr():
     g = 2.0 + 0.5 * jax.random.normal(KEY, (4000, 3))
-    r = comms.gsnr({"w": g, "b": jnp.zeros((4000,)), "c": jnp.ones((4000, 2))})
+    r = comms.gsnr({"w": g, "b": jnp.zeros((4000,)), "c": jnp.ones((4000, 2)),
+                    "d": jnp.full((4, 3), 3.0)})  # constant: mean^2 / tiny overflows, capped
     # true ratio 16; sample variance of n normals has relative error sqrt(2/n) ~ 2.2%
     np.testing.assert_allclose(r["w"], 16.0, rtol=0.12)
     assert np.all(r["b"] == 0) and np.all(np.isfinite(r["c"])) and np.all(r["c"] > 1e30)
+    assert np.all(np.isfinite(r["d"])) and np.all(r["d"] >= r["c"].max())
     with pytest.raises(ValueError, match="size >= 2"):
         comms.gsnr({"w": jnp.ones((1, 3))})
 

@@ -21,8 +21,9 @@ import jax.numpy as jnp
 def gsnr(per_sample_grads: Any) -> Any:
     """Per-parameter ``mean^2 / var`` over axis 0 (unbiased variance); needs >= 2 samples.
 
-    A parameter whose gradient never varies gets ``mean^2 / tiny`` (large, finite), and one
-    that is always 0 gets 0, so the result never holds NaN or inf.
+    A parameter whose gradient never varies gets ``mean^2 / tiny`` capped at the largest
+    float32 (large, finite), and one that is always 0 gets 0, so the result never holds NaN or
+    inf (for finite gradients).
     """
     leaves = jax.tree.leaves(per_sample_grads)
     if not leaves or any(jnp.ndim(x) == 0 or jnp.shape(x)[0] < 2 for x in leaves):
@@ -31,7 +32,8 @@ def gsnr(per_sample_grads: Any) -> Any:
     def ratio(g):
         g = jnp.asarray(g, jnp.float32)
         mean, var = jnp.mean(g, axis=0), jnp.var(g, axis=0, ddof=1)
-        return mean**2 / jnp.maximum(var, jnp.finfo(jnp.float32).tiny)
+        big = jnp.finfo(jnp.float32)
+        return jnp.minimum(mean**2 / jnp.maximum(var, big.tiny), big.max)
 
     return jax.tree.map(ratio, per_sample_grads)
 
