@@ -39,7 +39,8 @@ import optax
 import dcgenv
 from dcgenv import checks, comms, spaces
 
-ZERO_OK = ("seed", "hops", "num_devices")  # integer keys that may be 0; the others are >= 1
+# integer keys that may be 0; the others are >= 1
+ZERO_OK = ("seed", "hops", "num_devices", "gradient_budget_k")
 SIGNED = ("prior_low", "prior_high")  # integer keys of any sign
 CODED = ("ddcl", "fakequant")  # the channels entropy_coding can wrap (integer symbols)
 UNIT = ("gamma", "gae_lambda", "clip_eps", "epsilon_start", "epsilon_end")  # in [0, 1]
@@ -198,7 +199,20 @@ class PPOConfig(Config):
     algorithm: str = "mappo"
     comm: str = "commnet"
     hops: int = 1  # CommNet communication hops per step
-    aggregate: str = "attention"  # mean (CommNet), gated (IC3Net gate), attention (TarMAC)
+    aggregate: str = "attention"  # mean (CommNet), gated (IC3Net gate), attention (TarMAC),
+    # gradient_aware (TarMAC scores + gradient_tau * log(eps + g_j / mean g), g_j the running
+    # mean of ||dL/dm_j|| kept in the training state; agents/attention.py)
+    gradient_tau: float = 1.0
+    # gradient budget: each receiver passes gradients to its k senders with the largest g_j
+    # only (the others through stop_gradient); 0: off
+    gradient_budget_k: int = 0
+    # information bottleneck on the CommNet messages: none, or variational (mean/log-std heads,
+    # reparameterised sample, KL to N(0, I) in nats priced in the loss); the price is fixed
+    # (bottleneck_price) when bottleneck_budget is 0, else a Lagrange multiplier starting at
+    # bottleneck_price and moved toward KL per message <= bottleneck_budget (nats)
+    bottleneck: str = "none"
+    bottleneck_price: float = 1e-3
+    bottleneck_budget: float = 0.0
     encoder: str = "mlp"  # mlp or gru (recurrent actor, truncated BPTT over a rollout)
     # first layers embed the env's sparse observation (env.sparse_obs: index entries and
     # counts), exactly Dense(one-hot) with the same kernel; for env_kwargs {obs_mode: index}
@@ -219,7 +233,8 @@ class PPOConfig(Config):
 
     CHOICES: ClassVar[dict[str, tuple]] = {
         **Config.CHOICES, "algorithm": ("mappo", "ippo"), "comm": ("commnet", "none"),
-        "aggregate": ("mean", "gated", "attention"), "encoder": ("mlp", "gru")}
+        "aggregate": ("mean", "gated", "attention", "gradient_aware"),
+        "encoder": ("mlp", "gru"), "bottleneck": ("none", "variational")}
 
     @property
     def steps_per_update(self) -> int:
@@ -238,6 +253,12 @@ class PPOConfig(Config):
         if self.comm == "commnet" and self.hops == 0:
             raise ValueError("config key 'hops': comm: commnet needs hops >= 1 "
                              "(or set comm: none)")
+        if self.comm == "none":
+            for key, off in (("gradient_budget_k", 0), ("bottleneck", "none")):
+                if getattr(self, key) != off:
+                    raise ValueError(f"config key {key!r}: {getattr(self, key)!r} acts on "
+                                     f"CommNet messages; allowed with comm: none: {off!r} "
+                                     "(or set comm: commnet)")
         if self.curriculum:
             _check_curriculum(self.curriculum, self.environment[1])
         if self.obs_embedding and not hasattr(self.environment[0], "sparse_obs"):

@@ -26,6 +26,7 @@ greedy ``evaluate``) and, for tests, ``collect``, ``learn`` and ``loss``.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -33,9 +34,11 @@ import jax.numpy as jnp
 import optax
 
 import dcgenv
+from agents import attention as attn
 from agents import networks as nets
 from agents.config import PPOConfig, make_optimizer
 from agents.loop import Trainer, global_norm, logged_success, make_loop, read_info
+from dcgenv import comms
 
 
 class Runner(NamedTuple):
@@ -95,7 +98,8 @@ def make_networks(config: PPOConfig, env, env_params) -> tuple[nets.Actor, nets.
     MAPPO, local for IPPO)."""
     actor = nets.Actor(nets.head_spec(env.action_space(env_params)), config.hidden,
                        config.encoder, config.hops if config.comm == "commnet" else 0,
-                       config.message_dim, config.aggregate, config.message_channel)
+                       config.message_dim, config.aggregate, config.message_channel,
+                       config.gradient_tau, config.gradient_budget_k, config.bottleneck)
     return actor, nets.Critic(config.hidden, centralised=config.algorithm == "mappo")
 
 
@@ -142,27 +146,68 @@ def gae(config: PPOConfig, traj: Transition) -> tuple[jax.Array, jax.Array]:
     return advantages, advantages + traj.value
 
 
-def replay(config: PPOConfig, actor, critic, params, batch: Batch):
+def replay(config: PPOConfig, actor, critic, params, batch: Batch, extras: bool = False):
     """The actor and critic of ``params`` on ``batch``'s rollout, its messages replayed from
     the stored comm keys (a GRU actor from the rollout's first carry): ``log_prob``,
-    ``entropy``, ``value`` ``[T, E, N]`` and the channel cost ``[T, E]``."""
-    def evaluate_actions(carry, step):  # one env
+    ``entropy``, ``value`` ``[T, E, N]`` and the channel cost ``[T, E]``. With ``extras``
+    (the pieces of agents/attention.py), also the bottleneck's KL ``[T, E]`` (zeros without
+    one); the actor then reads the gradient statistic ``params["aux"]["grad_stat"]`` and,
+    where :func:`needs_stat`, its received messages carry a zero perturbation
+    ``[T, E, hops, N, D]`` (``D``: the channel's received width) tapped as ``"messages"``
+    (``comms.value_and_grad_with_taps`` gives ``dL/dm`` per sample)."""
+    stat = params.get("aux", {}).get("grad_stat")
+    stat = None if stat is None else jax.lax.stop_gradient(stat)
+    perturb = None
+    if extras and needs_stat(config):
+        T, E, n = batch.traj.alive.shape
+        width = math.prod(actor.channel.received_shape(1, config.message_dim))
+        perturb = comms.tap("messages", jnp.zeros((T, E, config.hops, n, width), jnp.float32))
+
+    def evaluate_actions(carry, step, delta=None):  # one env
         carry, dists, comm = actor.apply(params["actor"], carry, step.obs, step.alive,
                                          step.reset, jax.random.wrap_key_data(step.comm_key),
-                                         True)
-        return carry, nets.log_prob(dists, step.action), nets.entropy(dists), comm["cost"]
+                                         True, **({} if not extras else
+                                                  {"stat": stat, "perturb": delta}))
+        out = (carry, nets.log_prob(dists, step.action), nets.entropy(dists), comm["cost"])
+        return (*out, comm.get("kl", jnp.zeros((), jnp.float32))) if extras else out
     seq = batch.traj._replace(**{f: None for f in Transition._fields
                                  if f not in ("obs", "alive", "reset", "comm_key", "action")})
     if config.encoder == "gru":  # truncated BPTT over the segment
         def scan_step(carry, step):
-            carry, *out = jax.vmap(evaluate_actions)(carry, step)
+            step, delta = step
+            carry, *out = jax.vmap(evaluate_actions)(carry, step, delta)
             return carry, out
-        _, (log_prob, entropy, cost) = jax.lax.scan(scan_step, batch.carry, seq)
+        _, outs = jax.lax.scan(scan_step, batch.carry, (seq, perturb))
     else:
-        _, log_prob, entropy, cost = jax.vmap(jax.vmap(evaluate_actions), in_axes=(None, 0))(
-            batch.carry, seq)
+        _, *outs = jax.vmap(jax.vmap(evaluate_actions), in_axes=(None, 0, 0))(
+            batch.carry, seq, perturb)
     value = jax.vmap(lambda x: critic_values(critic, params, x))(batch.traj.obs)
-    return log_prob, entropy, value, cost
+    log_prob, entropy, cost, *kl = outs
+    return (log_prob, entropy, value, cost, *kl)
+
+
+def needs_stat(config: PPOConfig) -> bool:
+    """Whether the learner keeps the running ``||dL/dm_j||`` (gradient-aware attention or a
+    gradient budget)."""
+    return config.comm == "commnet" and (config.aggregate == "gradient_aware"
+                                         or config.gradient_budget_k > 0)
+
+
+def uses_extras(config: PPOConfig) -> bool:
+    """Whether any piece of agents/attention.py is on (else training is exactly as before)."""
+    return needs_stat(config) or (config.comm == "commnet" and config.bottleneck != "none")
+
+
+def init_aux(config: PPOConfig, num_agents: int) -> dict:
+    """The non-trained state the pieces of agents/attention.py keep in ``params["aux"]``
+    (zero gradients, so the optimiser never moves it): ``grad_stat`` ``[hops, N]`` (ones)
+    and, with a bottleneck budget, the Lagrange ``multiplier`` (from ``bottleneck_price``)."""
+    aux = {}
+    if needs_stat(config):
+        aux["grad_stat"] = jnp.ones((config.hops, num_agents), jnp.float32)
+    if config.comm == "commnet" and config.bottleneck != "none" and config.bottleneck_budget > 0:
+        aux["multiplier"] = jnp.asarray(config.bottleneck_price, jnp.float32)
+    return aux
 
 
 def ppo_loss(config: PPOConfig, batch: Batch, log_prob, entropy, value, comm_cost):
@@ -212,6 +257,11 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
     sparse_env = config.environment[0] if config.obs_embedding else None
     features = jax.vmap(lambda obs: observe(obs, num_agents, config.agent_id, sparse_env))
     message_zeros = nets.message_zeros(actor.channel, actor.hops, config.message_dim)
+    extras = uses_extras(config)
+
+    def stat_kwargs(params):  # the gradient statistic the actor reads (agents/attention.py)
+        stat = params.get("aux", {}).get("grad_stat")
+        return {} if stat is None else {"stat": stat}
 
     def init(key) -> Runner:
         k_actor, k_critic, k_env, key = jax.random.split(key, 4)
@@ -221,6 +271,8 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
         carry = jnp.zeros((E, num_agents, carry_width))
         params = {"actor": actor.init(k_actor, carry[0], x[0], alive[0], True, k_actor, True),
                   "critic": critic.init(k_critic, x[0])}
+        if extras:
+            params["aux"] = init_aux(config, num_agents)
         return Runner(params, tx.init(params), env_state, obs, carry, jnp.ones(E, bool), key)
 
     # COLLECT TRAJECTORIES
@@ -231,7 +283,7 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
 
         def act(carry, x, alive, reset, comm_key, act_key):  # one env, all agents
             carry, dists, comm = actor.apply(runner.params["actor"], carry, x, alive, reset,
-                                             comm_key, True)
+                                             comm_key, True, **stat_kwargs(runner.params))
             action = nets.sample(dists, act_key)
             return carry, action, nets.log_prob(dists, action), comm
         with jax.named_scope("act"):
@@ -278,8 +330,42 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
 
     # UPDATE NETWORK
     def loss(params, batch: Batch):
-        """The PPO loss of ``params`` on ``batch``: ``(total, parts)``."""
-        return ppo_loss(config, batch, *replay(config, actor, critic, params, batch))
+        """The PPO loss of ``params`` on ``batch``: ``(total, parts)``; with a bottleneck,
+        plus ``price * KL`` (summed over alive senders, averaged over env-steps; price fixed
+        or the Lagrange multiplier) and ``kl_per_message`` in ``parts``."""
+        if not extras:
+            return ppo_loss(config, batch, *replay(config, actor, critic, params, batch))
+        *out, kl = replay(config, actor, critic, params, batch, extras=True)
+        total, parts = ppo_loss(config, batch, *out)
+        if config.bottleneck != "none":
+            price = jax.lax.stop_gradient(params["aux"].get(
+                "multiplier", jnp.asarray(config.bottleneck_price, jnp.float32)))
+            total = total + price * kl.mean()
+            parts.update(loss=total, kl_per_message=kl.sum() / jnp.maximum(
+                batch.traj.messages.sum(), 1.0), bottleneck_price=price)
+        return total, parts
+
+    def gradients(params, mb: Batch):
+        """``(grads, parts, aux)``: the loss's gradients and the updated non-trained state
+        (running gradient statistic from the tapped ``dL/dm``, Lagrange multiplier)."""
+        if not extras:
+            grads, parts = jax.grad(loss, has_aux=True)(params, mb)
+            return grads, parts, None
+        aux = dict(params["aux"])
+        if needs_stat(config):
+            (_, parts), grads, taps = comms.value_and_grad_with_taps(loss, has_aux=True)(
+                params, mb)
+            g = taps["messages"]  # [T, E, hops, N, D]
+            alive = mb.traj.alive
+            aux["grad_stat"] = attn.update_gradient_stat(
+                aux["grad_stat"], g.reshape(-1, *g.shape[2:]), alive.reshape(-1, alive.shape[-1]))
+        else:
+            grads, parts = jax.grad(loss, has_aux=True)(params, mb)
+        if "multiplier" in aux:
+            aux["multiplier"] = attn.update_multiplier(aux["multiplier"],
+                                                       parts["kl_per_message"],
+                                                       config.bottleneck_budget)
+        return grads, parts, aux
 
     def learn(runner: Runner, batch: Batch) -> tuple[Runner, dict]:
         """``update_epochs`` x ``num_minibatches`` (minibatches of environments) PPO steps."""
@@ -293,11 +379,14 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
                 with jax.named_scope("minibatch"):
                     mb = Batch(batch.carry[idx],  # the loss reads no comm sums
                                *jax.tree.map(lambda x: x[:, idx], batch[1:4]))
-                grads, parts = jax.grad(loss, has_aux=True)(params, mb)
+                grads, parts, aux = gradients(params, mb)
                 parts["grad_norm"] = global_norm(grads)  # before clipping
                 with jax.named_scope("optimizer"):
                     upd, opt_state = tx.update(grads, opt_state, params)
-                    return (optax.apply_updates(params, upd), opt_state), parts
+                    params = optax.apply_updates(params, upd)
+                    if aux is not None:  # the non-trained state, set (zero grads kept it)
+                        params = {**params, "aux": aux}
+                    return (params, opt_state), parts
             return jax.lax.scan(minibatch, state, groups)
 
         (params, opt_state), parts = jax.lax.scan(epoch, (runner.params, runner.opt_state),
@@ -325,7 +414,7 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
         """The greedy policy (channel in evaluation mode) for ``episodes`` episodes."""
         def act(carry, x, alive, reset, comm_key):  # one env, all agents
             carry, dists, comm = actor.apply(params["actor"], carry, x, alive, reset, comm_key,
-                                             False)
+                                             False, **stat_kwargs(params))
             return carry, nets.mode(dists), comm
 
         def policy(carry, obs, reset, comm_key):  # all envs: (carry, action, comm)

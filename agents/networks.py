@@ -41,7 +41,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from agents import attention as attn
+from agents import vq
 from dcgenv import comms, spaces
+
+BOTTLENECK_SALT = 1 << 20  # fold_in offset of the bottleneck's noise key (plus the hop)
 
 
 def head_spec(space: spaces.Space) -> tuple[tuple[str | None, str, int], ...]:
@@ -198,6 +202,21 @@ class Actor(nn.Module):
     alive senders and hops of this step, plus :func:`message_sums` (over hops; ``counts``
     stacked, ``[hops, elements, categories]``) for an entropy-coded or gated channel, whose
     parameters are ``channel_{hop}``. ``hops=0`` is an actor without communication.
+
+    The pieces of :mod:`agents.attention` (all off by default, which is exactly the actor
+    without them): ``aggregate="gradient_aware"`` (TarMAC scores shifted by ``gradient_tau *
+    log(eps + g_j / mean g)``), ``budget_k >= 1`` (each receiver passes gradients to its
+    ``budget_k`` senders with the largest ``g_j`` only; applies to every ``aggregate``: the
+    messages and the sender-side keys or gates go through :func:`attn.gradient_budget`),
+    ``bottleneck="variational"`` (the message is a reparameterised sample of
+    :class:`attn.InformationBottleneck`, noise from ``fold_in(key, BOTTLENECK_SALT + hop)``,
+    before the channel; ``comm["kl"]``: its KL to N(0, I) in nats summed over alive senders).
+    Optional call arguments: ``stat`` ``[hops, N]`` (``g``, the running mean of
+    ``||dL/dm_j||`` per hop and sender slot; default ones), ``perturb`` ``[hops, N, D]``
+    (added to the received messages: a zero array the learner taps to read ``dL/dm``),
+    ``codebook`` ``[K, D]`` (post-hoc vector quantisation, :mod:`agents.vq`: every message
+    replaced by its nearest code word before aggregation). ``expose_messages``: ``comm``
+    also holds ``values`` ``[hops, N, D]``, the messages as received.
     """
 
     heads: tuple[tuple[str | None, str, int], ...]
@@ -207,9 +226,14 @@ class Actor(nn.Module):
     message_dim: int = 8
     aggregate: str = "mean"
     channel: comms.Channel = comms.Continuous()
+    gradient_tau: float = 1.0
+    budget_k: int = 0
+    bottleneck: str = "none"
+    expose_messages: bool = False
 
     @nn.compact
-    def __call__(self, carry, obs, alive, reset, key, train: bool):
+    def __call__(self, carry, obs, alive, reset, key, train: bool, stat=None, perturb=None,
+                 codebook=None):
         n = obs.shape[0]
         if self.encoder == "gru":
             carry = jnp.where(reset, jnp.zeros_like(carry), carry)
@@ -220,9 +244,15 @@ class Actor(nn.Module):
         h, alive_f = h0, alive.astype(jnp.float32)
         bits = cost = jnp.zeros((), jnp.float32)
         shape = self.channel.message_shape(1, self.message_dim)
-        sums = []
+        sums, kl_total, values = [], jnp.zeros((), jnp.float32), []
         for hop in range(self.hops):
-            z = nn.Dense(int(np.prod(shape)))(h).reshape(n, *shape)
+            if self.bottleneck == "variational":
+                z, kl = attn.InformationBottleneck(int(np.prod(shape)))(
+                    h, jax.random.fold_in(key, BOTTLENECK_SALT + hop), train)
+                z = z.reshape(n, *shape)
+                kl_total += jnp.sum(kl * alive_f)
+            else:
+                z = nn.Dense(int(np.prod(shape)))(h).reshape(n, *shape)
             keys = jax.random.split(jax.random.fold_in(key, hop), n)
             params = (self.param(f"channel_{hop}", lambda k: self.channel.init(
                 k, 1, self.message_dim)) if self.channel.has_params else None)
@@ -230,14 +260,13 @@ class Actor(nn.Module):
                 k, m, train=train, params=p))(keys, z)
             sums.append(message_sums(self.channel, stats, alive_f))
             m = z_hat.reshape(n, -1)
-            if self.aggregate == "gated":
-                gate = nn.sigmoid(nn.Dense(1)(h))[:, 0]
-                c = comms.gated_mean(m, gate, alive)
-            elif self.aggregate == "attention":
-                q, k = nn.Dense(self.hidden)(h), nn.Dense(self.hidden)(h)
-                c, _ = comms.attention(q, k, m, alive)
-            else:
-                c = comms.broadcast_mean(m, alive)
+            if codebook is not None:
+                m = vq.quantise(codebook, m)
+            if perturb is not None:
+                m = m + perturb[hop]
+            values.append(m)
+            g = jnp.ones(n, jnp.float32) if stat is None else stat[hop]
+            c = self._aggregate(h, m, g, alive)
             h = nn.tanh(nn.Dense(self.hidden)(h) + nn.Dense(self.hidden)(c) + h0)
             bits += jnp.sum(stats["bits"] * alive_f)
             cost += jnp.sum(stats["cost"] * alive_f)
@@ -251,10 +280,44 @@ class Actor(nn.Module):
                 log_std = self.param(f"log_std_{name}", nn.initializers.zeros, (size,))
                 dists[name] = distrax.MultivariateNormalDiag(out, jnp.exp(log_std))
         comm = {"bits": bits, "cost": cost, "messages": messages}
+        if self.bottleneck != "none":
+            comm["kl"] = kl_total
+        if self.expose_messages and values:
+            comm["values"] = jnp.stack(values)
         if sums and sums[0]:  # the learned coding's sums: scalars added, histograms stacked
             comm.update({k: jnp.stack([s[k] for s in sums]) if k == "counts"
                          else sum(s[k] for s in sums) for k in sums[0]})
         return carry, dists, comm
+
+    def _aggregate(self, h, m, g, alive):
+        """The message each receiver hears, ``[N, D]``, by ``aggregate``; with ``budget_k``
+        every sender-side input goes through the gradient budget (per-receiver views)."""
+        if self.aggregate == "gradient_aware":
+            if self.budget_k:
+                view = lambda x: attn.gradient_budget(x, g, self.budget_k, alive)
+                return attn.GradientAwareAttention(self.hidden, self.gradient_tau)(
+                    h, view(h), view(m), g, alive)[0]
+            return attn.GradientAwareAttention(self.hidden, self.gradient_tau)(
+                h, h, m, g, alive)[0]
+        if not self.budget_k:  # the original aggregations, unchanged
+            if self.aggregate == "gated":
+                gate = nn.sigmoid(nn.Dense(1)(h))[:, 0]
+                return comms.gated_mean(m, gate, alive)
+            if self.aggregate == "attention":
+                q, k = nn.Dense(self.hidden)(h), nn.Dense(self.hidden)(h)
+                return comms.attention(q, k, m, alive)[0]
+            return comms.broadcast_mean(m, alive)
+        view = lambda x: attn.gradient_budget(x, g, self.budget_k, alive)
+        edges = attn.eligible(alive)
+        count = jnp.maximum(edges.sum(-1, keepdims=True), 1).astype(jnp.float32)
+        if self.aggregate == "gated":  # IC3Net: gated messages, mean over all neighbours
+            gate = nn.sigmoid(nn.Dense(1)(h))[:, 0]
+            return attn.aggregate_views(edges * view(gate) / count, view(m))
+        if self.aggregate == "attention":  # TarMAC, keys through the budget
+            q, k = nn.Dense(self.hidden)(h), nn.Dense(self.hidden)(h)
+            scores = attn.gradient_aware_scores(q, view(k), g, edges, tau=0.0)
+            return attn.aggregate_views(attn.masked_softmax(scores, edges), view(m))
+        return attn.aggregate_views(edges / count, view(m))
 
 
 def message_sums(channel, stats, weight) -> dict[str, jax.Array]:

@@ -52,6 +52,7 @@ def _row(module: str) -> Callable[[str, Path], dict]:
 
 # one entry per RESULTS.md row: name -> function(budget, out_dir) -> result dict
 ROWS: dict[str, Callable[[str, Path], dict]] = {
+    "attention_ablation": _row("attention_ablation"),
     "gridworld_ddcl": _row("gridworld_ddcl"),
     "referential_estimators": _row("referential_estimators"),
     "rubinstein": _row("rubinstein"),

@@ -29,7 +29,7 @@ def test_list_and_rows(capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["no_such_row", "--budget", "smoke"], "gridworld_ddcl, referential_estimators, rubinstein"),
+    (["no_such_row", "--budget", "smoke"], "attention_ablation, gridworld_ddcl, referential"),
     (["rubinstein", "--budget", "huge"], "smoke, cpu, full"),
     ([], "allowed"),
 ])

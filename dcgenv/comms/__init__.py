@@ -41,8 +41,11 @@ from dcgenv.comms.entropy import CategoricalPrior, EntropyCoded, Gated
 from dcgenv.comms.registry import CHANNELS, make
 from dcgenv.comms.regularisers import (
     ddcl_cost,
+    effective_rank,
     expected_length,
+    fisher_rank,
     kl_standard_normal,
+    nuclear_norm,
     send_probs,
 )
 from dcgenv.comms.stop import WithStop
@@ -60,9 +63,9 @@ __all__ = [
     "CHANNELS", "CODES", "CategoricalPrior", "Channel", "Continuous", "DDCL", "DRU",
     "EntropyCoded", "FakeQuant", "GaussianNoise", "Gated", "GumbelSoftmax", "Silent", "Stats",
     "WithStop", "as_channel", "attention", "bit_length", "broadcast_mean",
-    "check_channel", "code_length", "ddcl_cost", "decode", "empirical_entropy_bits", "encode",
-    "expected_length", "gated_mean", "gsnr", "kl_standard_normal", "make",
-    "masked_mean", "others",
+    "check_channel", "code_length", "ddcl_cost", "decode", "effective_rank",
+    "empirical_entropy_bits", "encode", "expected_length", "fisher_rank", "gated_mean", "gsnr",
+    "kl_standard_normal", "make", "masked_mean", "nuclear_norm", "others",
     "score_function_loss", "send_probs", "static_dataclass", "stop_incoming", "straight_through",
     "tap", "value_and_grad_with_taps", "vision_adjacency",
 ]
