@@ -129,21 +129,26 @@ def plot(result: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for row in result["lambdas"]:
         seeds = row["seeds"]
         probs = np.asarray(seeds[0]["goal_probability"])
-        order = np.argsort(probs)
+        levels = np.unique(probs)  # goals of equal probability: their mean
         for key, ax in (("bits_per_goal", left), ("surrogate_per_goal", right)):
             mean = np.mean([s[key] for s in seeds], 0)
-            ax.plot(probs[order], mean[order], "o-", label=f"λ = {row['lambda']:g}")
+            ax.plot(levels, [mean[probs == q].mean() for q in levels], "o-",
+                    label=f"λ = {row['lambda']:g}")
     for ax, name in ((left, "Elias bits sent per message"), (right, "DDCL surrogate (bits)")):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks([0.0125, 0.025, 0.3125, 0.625], ["1/80", "1/40", "5/16", "5/8"])
         ax.set_xlabel("goal probability")
         ax.set_ylabel(name)
-        ax.legend()
-    fig.suptitle("GridWorld goal: the speaker's message length against goal frequency")
+    right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle("GridWorld goal: the speaker's message length against goal frequency (mean over "
+                 "seeds and over goals of equal probability)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
