@@ -59,7 +59,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from scipy.special import ndtr
 
 from dcgenv import checks, spaces
 from dcgenv.core import EnvState as BaseState
@@ -224,6 +223,7 @@ def integer_lattice_cost_terms(scale: float, k: float = 0.2, sigma: float = 5.0,
         E[u1^2]        = sum_j E[(x0 - j a)^2; |x0 - j a| < a/2]   (truncated Gaussian moments)
         E[(x1 - u2)^2] = a^2 sum_n n^2 P(|w - n a| < a/2)          (independent of x1)
     """
+    from scipy.special import ndtr  # lazily: `import dcgenv` stays free of scipy
     checks.real(NAME, "scale", scale, low=0.0, low_open=True)
     for name, value in (("sigma", sigma), ("noise_std", noise_std)):
         checks.real(NAME, name, value, low=0.0, low_open=True)
