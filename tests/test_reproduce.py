@@ -152,7 +152,7 @@ def test_smoke_gridworld_ddcl_and_the_message_length_measure(tmp_path):
 
     record = reproduce.reproduce("gridworld_ddcl", "smoke", tmp_path)
     saved = json.loads((tmp_path / "gridworld_ddcl_smoke.json").read_text())
-    assert RECORD_KEYS <= set(saved) and saved["env_steps"] == 2 * 8 * 10 * 2
+    assert RECORD_KEYS <= set(saved) and saved["env_steps"] == 4 * 5 * 1 * 2
     (row,) = record["result"]["lambdas"]
     assert row["lambda"] == 1e-3 and len(row["seeds"]) == 2
     for seed in row["seeds"]:
