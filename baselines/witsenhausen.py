@@ -123,8 +123,15 @@ def optimal_gamma2(theta, tau, cfg: Config, h: float = 0.05):
     keeps each bin's mass and mean), convolved with the noise density, and interpolated."""
     x0 = jnp.linspace(-6 * cfg.sigma, 6 * cfg.sigma, cfg.grid)
     w = (gates(theta, x0, tau) * jnp.exp(-0.5 * (x0 / cfg.sigma) ** 2)[:, None]).ravel()
-    y = jnp.arange(-8 * cfg.sigma, 8 * cfg.sigma + h / 2, h)
-    pos = jnp.clip((steps(theta, x0).ravel() - y[0]) / h, 0, len(y) - 1.001)
+    return binned_posterior_mean(steps(theta, x0).ravel(), w, cfg.sigma, h)
+
+
+def binned_posterior_mean(x1: jax.Array, w: jax.Array, sigma: float, h: float = 0.05):
+    """``y -> E[x1 | y]`` (unit noise) for the discrete distribution of ``x1`` values with
+    weights ``w``: binned linearly onto a ``y`` grid of spacing ``h`` over ``+-8 sigma`` (which
+    keeps each bin's mass and mean), convolved with the noise density, interpolated (jnp)."""
+    y = jnp.arange(-8 * sigma, 8 * sigma + h / 2, h)
+    pos = jnp.clip((x1 - y[0]) / h, 0, len(y) - 1.001)
     i, frac = jnp.floor(pos).astype(jnp.int32), pos % 1.0
     mass = jnp.zeros_like(y).at[i].add(w * (1 - frac)).at[i + 1].add(w * frac)
     noise = jnp.exp(-0.5 * jnp.arange(-8.0, 8.0 + h / 2, h) ** 2)

@@ -33,6 +33,7 @@ import numpy as np
 import optax
 
 import dcgenv
+from baselines import witsenhausen as staircase
 from dcgenv.envs import witsenhausen_reference as R
 
 
@@ -90,16 +91,7 @@ def optimal_gamma2(x1_of_x0, cfg: Config, h: float = 0.05):
     convolved with the noise density; jnp, interpolated."""
     x0 = jnp.linspace(-6 * cfg.sigma, 6 * cfg.sigma, cfg.grid)
     w = jnp.exp(-0.5 * (x0 / cfg.sigma) ** 2)
-    y = jnp.arange(-8 * cfg.sigma, 8 * cfg.sigma + h / 2, h)
-    pos = jnp.clip((x1_of_x0(x0) - y[0]) / h, 0, len(y) - 1.001)
-    i, frac = jnp.floor(pos).astype(jnp.int32), pos % 1.0
-    mass = jnp.zeros_like(y).at[i].add(w * (1 - frac)).at[i + 1].add(w * frac)
-    noise = jnp.exp(-0.5 * jnp.arange(-8.0, 8.0 + h / 2, h) ** 2)
-    density = jnp.convolve(mass, noise, mode="same")
-    mean = jnp.convolve(mass * y, noise, mode="same")
-    ok = density > 1e-30
-    table = jnp.where(ok, mean / jnp.where(ok, density, 1.0), y)
-    return lambda obs_y: jnp.interp(obs_y, y, table)
+    return staircase.binned_posterior_mean(x1_of_x0(x0), w, cfg.sigma, h)
 
 
 def make_train(cfg: Config):

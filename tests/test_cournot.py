@@ -206,7 +206,7 @@ def test_channel_noise_bits_and_gradient_to_the_disclosure():
 @pytest.mark.parametrize("override, match", [
     ({"num_firms": 1}, "num_firms"), ({"uncertainty": "supply"}, "uncertainty"),
     ({"sigma_theta": 0.0}, "sigma_theta"), ({"sigma_e": -1.0}, "sigma_e"), ({"b": 0.0}, "b"),
-    ({"channel": "gaussian"}, "channel")])
+    ({"channel": "gaussain"}, "channel"), ({"channel": 3}, "channel")])
 def test_bad_params_raise_naming_the_problem(override, match):
     with pytest.raises(ValueError, match=match):
         dcgenv.make("CournotInfoSharing-v0", **override)

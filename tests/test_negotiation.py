@@ -219,7 +219,9 @@ def test_continuous_channel_is_differentiable():
 
 def test_bad_arguments_raise_value_error():
     with pytest.raises(ValueError, match="channel"):
-        Negotiation(channel="gumbel")
+        Negotiation(channel="gumble")
+    with pytest.raises(ValueError, match="channel"):
+        Negotiation(channel=3)
     with pytest.raises(ValueError, match="linguistic"):
         dcgenv.make("Negotiation-v0", linguistic="yes")
     with pytest.raises(ValueError, match="message_length"):

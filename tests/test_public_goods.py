@@ -227,7 +227,8 @@ def test_jit_vmap_bit_identical_smooth_and_gumbel():
     ({"threshold": 0.0}, r"threshold=0.0 is outside its range \(0, inf\)"),
     ({"endowment": -1.0}, r"endowment=-1.0 is outside its range \(0, inf\)"),
     ({"v_max": 0.0}, r"v_max"), ({"tau": 0.0}, r"tau"), ({"message_dim": 0}, "message_dim"),
-    ({"smooth": 1}, "smooth"), ({"channel": "gumbel"}, "channel")])
+    ({"smooth": 1}, "smooth"), ({"channel": "gumbl"}, "channel"),
+    ({"channel": 3}, "channel")])
 def test_bad_params_raise_naming_the_problem(override, match):
     with pytest.raises(ValueError, match=match):
         dcgenv.make("PublicGoods-v0", **override)

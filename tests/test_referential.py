@@ -293,7 +293,7 @@ def test_gradient_training_reaches_95_percent(channel):
     ({"n_candidates": 1}, "n_candidates"),
     ({"objects": "images"}, "onehot"),
     ({"n_attributes": 1, "n_values": 3, "n_candidates": 4}, "distinct objects"),
-    ({"channel": "ddcl"}, "channel"),
+    ({"channel": "dccl"}, "channel"), ({"channel": 3}, "channel"),
     ({"channel_train": 1}, "channel_train"),
     ({"message_length": 0}, "message_length"),
 ])

@@ -102,10 +102,10 @@ class EnvParams(BaseParams):
 
 class CournotInfoSharing(MultiAgentEnv):
     def __init__(self, num_firms: int = 2, uncertainty: str = "demand",
-                 channel: comms.Channel = CONTINUOUS, channel_train: bool = False):
+                 channel: comms.Channel | str = CONTINUOUS, channel_train: bool = False):
         self.num_firms = checks.integer(NAME, "num_firms", num_firms, low=2)
         self.uncertainty = checks.choice(NAME, "uncertainty", uncertainty, UNCERTAINTY)
-        comms.check_channel(NAME, channel)
+        channel = comms.as_channel(NAME, channel)
         self.channel = channel
         self.channel_train = checks.flag(NAME, "channel_train", channel_train)
         self.agents = tuple(f"firm_{i}" for i in range(self.num_firms))

@@ -142,10 +142,10 @@ def _ratio(num: jax.Array, den: jax.Array) -> jax.Array:
 class Negotiation(MultiAgentEnv):
     agents = ("agent_0", "agent_1")
 
-    def __init__(self, channel: comms.Channel = PAPER_CHANNEL, linguistic: bool = True,
+    def __init__(self, channel: comms.Channel | str = PAPER_CHANNEL, linguistic: bool = True,
                  proposal: bool = True, message_length: int = 6, message_dim: int = 10,
                  channel_train: bool = False):
-        comms.check_channel("Negotiation", channel)
+        channel = comms.as_channel("Negotiation", channel)
         self.linguistic = checks.flag("Negotiation", "linguistic", linguistic)
         self.proposal = checks.flag("Negotiation", "proposal", proposal)
         self.channel_train = checks.flag("Negotiation", "channel_train", channel_train)

@@ -94,11 +94,11 @@ def _finite(x: jax.Array, dtype) -> jax.Array:
 
 class PublicGoods(MultiAgentEnv):
     def __init__(self, num_players: int = 3, message_dim: int = 1,
-                 channel: comms.Channel = CONTINUOUS, channel_train: bool = False,
+                 channel: comms.Channel | str = CONTINUOUS, channel_train: bool = False,
                  smooth: bool = False):
         self.num_players = checks.integer(NAME, "num_players", num_players, low=2)
         message_dim = checks.integer(NAME, "message_dim", message_dim, low=1)
-        comms.check_channel(NAME, channel)
+        channel = comms.as_channel(NAME, channel)
         self.channel = channel
         self.channel_train = checks.flag(NAME, "channel_train", channel_train)
         self.smooth = checks.flag(NAME, "smooth", smooth)

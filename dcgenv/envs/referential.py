@@ -119,7 +119,7 @@ class Referential(MultiAgentEnv):
 
     def __init__(self, n_attributes: int = 5, n_values: int = 10, n_candidates: int = 2,
                  message_length: int = 4, message_dim: int = 8,
-                 channel: comms.Channel = EGG_CHANNEL,
+                 channel: comms.Channel | str = EGG_CHANNEL,
                  channel_train: bool = False, differentiable: bool = False,
                  objects: str = "onehot"):
         self.n_attributes = checks.integer(NAME, "n_attributes", n_attributes, 1)
@@ -131,7 +131,7 @@ class Referential(MultiAgentEnv):
         if objects == "onehot" and n_values**n_attributes < n_candidates:
             raise ValueError(f"Referential: {n_values}**{n_attributes} distinct objects cannot "
                              f"fill n_candidates={n_candidates}; raise n_values or n_attributes")
-        comms.check_channel(NAME, channel)
+        channel = comms.as_channel(NAME, channel)
         self.channel, self.objects = channel, objects
         self.channel_train = checks.flag(NAME, "channel_train", channel_train)
         self.differentiable = checks.flag(NAME, "differentiable", differentiable)

@@ -100,7 +100,7 @@ class EnvParams(witsenhausen.EnvParams):
 
 
 class WitsenhausenChannel(witsenhausen.Witsenhausen):
-    def __init__(self, channel: comms.Channel = CONTINUOUS, message_dim: int = 1,
+    def __init__(self, channel: comms.Channel | str = CONTINUOUS, message_dim: int = 1,
                  channel_train: bool = False, charge: str = "bits"):
         channel = comms.as_channel(NAME, channel)
         self.channel = channel
