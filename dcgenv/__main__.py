@@ -6,9 +6,9 @@
 
 Each environment's rollout is compiled once, then run once and timed; a row is printed as
 each one finishes. Compiling dominates at the default sizes: about 5 s per environment on a
-2-core CPU, about a minute for the default set (twice that with --all); compiling two at a
-time in threads was tried and gained nothing there. Set JAX_COMPILATION_CACHE_DIR to a
-directory to keep the compiled rollouts for the next run.
+2-core CPU, about 80 s for the default set of 16 (more than twice that with --all);
+compiling two at a time in threads was tried and gained nothing there. Set
+JAX_COMPILATION_CACHE_DIR to a directory to keep the compiled rollouts for the next run.
 """
 
 from __future__ import annotations
