@@ -159,16 +159,9 @@ def reproduce(budget: str, out_dir) -> dict:
     writes the JSON and the figure."""
     from baselines import reproduce as rep
 
-    cfg = rep.load_config("gridworld_ddcl", budget, Config)
-    start = time.perf_counter()
-    out = run(cfg)
-    wall = time.perf_counter() - start
-    figure = rep.figure_path("gridworld_ddcl", budget, out_dir)
-    plot(out, figure)
-    out["table"] = table(out)
-    print(out["table"])
-    steps = sum(row["env_steps"] for row in out["lambdas"])
-    return rep.write_result("gridworld_ddcl", budget, out_dir, cfg, out, wall, steps, figure)
+    return rep.run_row("gridworld_ddcl", budget, out_dir, Config, run, plot,
+                       lambda out, cfg: table(out),
+                       lambda out: sum(row["env_steps"] for row in out["lambdas"]))
 
 
 def table(result: dict) -> str:

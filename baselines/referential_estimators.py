@@ -355,14 +355,6 @@ def reproduce(budget: str, out_dir) -> dict:
     """RESULTS.md row ``referential_estimators``: train with ``configs/results/
     referential_estimators_<budget>.yaml``, write the JSON and the figure."""
     from baselines import reproduce as rep
-    cfg = rep.load_config("referential_estimators", budget, Config)
-    start = time.perf_counter()
-    out = run(cfg)
-    wall = time.perf_counter() - start
-    figure = rep.figure_path("referential_estimators", budget, out_dir)
-    plot(out, figure)
-    out["table"] = table(out, cfg.target_accuracy)
-    print(out["table"])
-    env_steps = sum(e["env_steps"] for e in out["estimators"].values())
-    return rep.write_result("referential_estimators", budget, out_dir, cfg, out, wall,
-                            env_steps, figure)
+    return rep.run_row("referential_estimators", budget, out_dir, Config, run, plot,
+                       lambda out, cfg: table(out, cfg.target_accuracy),
+                       lambda out: sum(e["env_steps"] for e in out["estimators"].values()))

@@ -127,6 +127,24 @@ def write_result(row: str, budget: str, out_dir: Path, config: Any, result: dict
     return record
 
 
+def run_row(row: str, budget: str, out_dir: Path, cls: type, run: Callable[[Any], dict],
+            plot: Callable[[dict, Path], None], table: Callable[[dict, Any], str],
+            env_steps: Callable[[dict], int]) -> dict:
+    """What every row's ``reproduce`` does: its config (:func:`load_config` into ``cls``),
+    ``run(config) -> result`` timed, ``plot(result, path)`` to :func:`figure_path`,
+    ``table(result, config)`` printed and kept as ``result["table"]``, then
+    :func:`write_result` with ``env_steps(result)``."""
+    config = load_config(row, budget, cls)
+    start = time.perf_counter()
+    result = run(config)
+    wall = time.perf_counter() - start
+    figure = figure_path(row, budget, out_dir)
+    plot(result, figure)
+    result["table"] = table(result, config)
+    print(result["table"])
+    return write_result(row, budget, out_dir, config, result, wall, env_steps(result), figure)
+
+
 def reproduce(row: str, budget: str = "cpu", out_dir: str | Path = RESULTS) -> dict:
     """Run one row at one budget; returns the record written."""
     return ROWS[check_row(row)](check_budget(budget), Path(out_dir))

@@ -352,13 +352,6 @@ def reproduce(budget: str, out_dir) -> dict:
     """RESULTS.md row ``rubinstein``: both learners with ``configs/results/
     rubinstein_<budget>.yaml``; writes the JSON and the figure."""
     from baselines import reproduce as rep
-    cfg = rep.load_config("rubinstein", budget, Config)
-    start = time.perf_counter()
-    out = run(cfg)
-    wall = time.perf_counter() - start
-    figure = rep.figure_path("rubinstein", budget, out_dir)
-    plot(out, figure)
-    out["table"] = table(out)
-    print(out["table"])
-    return rep.write_result("rubinstein", budget, out_dir, cfg, out, wall,
-                            out["pathwise_env_steps"] + out["ppo_env_steps"], figure)
+    return rep.run_row("rubinstein", budget, out_dir, Config, run, plot,
+                       lambda out, cfg: table(out),
+                       lambda out: out["pathwise_env_steps"] + out["ppo_env_steps"])
