@@ -60,9 +60,9 @@ import numpy as np
 from flax import struct
 
 from dcgenv import checks, spaces
-from dcgenv.core import EnvParams as BaseParams
 from dcgenv.core import EnvState as BaseState
-from dcgenv.core import MultiAgentEnv, normal, param
+from dcgenv.core import MultiAgentEnv, normal
+from dcgenv.envs.witsenhausen import EnvParams  # the same params (noise per stage)
 from dcgenv.envs.witsenhausen_reference import affine_cost  # noqa: F401  (the T = 2 case)
 from dcgenv.registry import register
 
@@ -74,15 +74,6 @@ class EnvState(BaseState):
     x0: jax.Array  # initial state
     w: jax.Array  # f[T-1] the observation noises w_2, ..., w_T
     x: jax.Array  # f[T-1] the states x_1, ..., x_{T-1} (x0 until the controller acts)
-
-
-@struct.dataclass
-class EnvParams(BaseParams):
-    k: float = param(0.2, 0.0)  # control-cost weight, k^2 u_t^2
-    sigma: float = param(5.0, 0.0, low_open=True)  # x0 ~ N(0, sigma^2)
-    noise_std: float = param(1.0, 0.0, low_open=True)  # w_t ~ N(0, noise_std^2)
-    action_limit: float = param(1e6, 0.0, low_open=True)  # actions clipped to +-this
-    max_steps_in_episode: int = param(2, 1)  # informational: the game ends after T steps
 
 
 class WitsenhausenMultistage(MultiAgentEnv):
