@@ -103,6 +103,52 @@ def test_bounds_lie_below_the_exact_cost_of_known_policies(bench_bounds):
         assert all(0 < b < cheap <= B.trivial_upper_bound(k, sigma) for b in bounds)
 
 
+def test_witsenhausen_bound_for_large_sigma_tends_to_its_limit():
+    """As sigma -> inf, sigma * bound -> sqrt(2 / pi) int_0^inf V_k(xi) dxi (the density of
+    |x0| is 2 phi(0) / sigma over V_k's support, xi < 16). Regression: V_k was minimised over
+    the tabulated a <= 48 only, and the quadrature cells were 8 sigma / 240 wide in xi, so for
+    sigma > ~6 the bound came out too large (1.27 > the trivial cost 0.999 at k = 0.2, sigma =
+    30; 4354 at k = 1, sigma = 100) and at sigma = 1e4 12% too small."""
+    k = 1.0
+    a = np.arange(0.0, 24.0, 4e-3)
+    h = B.bpsk_mmse(a)
+    xi = np.linspace(0.0, 16.0, 801)
+    v = np.concatenate([np.min(k**2 * (a - x[:, None]) ** 2 + h, 1) for x in np.array_split(xi, 4)])
+    limit = math.sqrt(2 / math.pi) * integrate.trapezoid(v, xi)
+    for sigma in (1e3, 1e4):
+        assert sigma * B.witsenhausen_1968_bound(k, sigma) == pytest.approx(limit, rel=1e-4)
+    for k, sigma in ((0.2, 30.0), (1.0, 100.0)):
+        assert 0 < B.witsenhausen_1968_bound(k, sigma) < B.trivial_upper_bound(k, sigma)
+
+
+def test_grover_sahai_beats_witsenhausen_by_an_unbounded_factor():
+    """Grover & Sahai (2010, Int. J. Systems, Control and Communications 2(1-3), abstract):
+    "Restricted to the scalar problem, it is shown that the new lower bound can be better than
+    Witsenhausen's bound by an arbitrarily large factor." At k = 1 Witsenhausen's bound decays
+    like 1 / sigma (previous test) while Grover-Sahai's tends to k^2 / (1 + k^2), the minimum of
+    k^2 P + (1 - sqrt(P))^2 that its formula reduces to as sigma -> inf: the ratio grows like
+    sigma."""
+    k = 1.0
+    ratios = [B.grover_sahai_bound(k, s) / B.witsenhausen_1968_bound(k, s)
+              for s in (10.0, 1e3, 1e4)]
+    assert 1 < ratios[0] and ratios[1] > 50 * ratios[0] and ratios[2] > 9 * ratios[1]
+    assert B.grover_sahai_bound(k, 1e4) == pytest.approx(k**2 / (1 + k**2), rel=1e-3)
+
+
+def test_simple_vector_strategies_within_a_factor_5_of_grover_sahai():
+    """Grover (talk abstract, University of Michigan controls seminar, 7 Jan 2011): with the
+    information-theoretic lower bound, simple "good" strategies "attain within a factor of 5
+    uniformly over all problem parameters" for the infinite-length (vector) problem. Our
+    reading: the better of zero-forcing, zero-input and vector quantisation
+    (``witsenhausen_vector.asymptotic_cost``) against :func:`grover_sahai_bound`, the
+    m -> inf lower bound of Grover & Sahai (2010). Largest ratio: 3.85 on this 13 x 13 grid
+    (k 0.46, sigma 1), 4.23 on a 41 x 41 one over the same ranges (k 0.63, sigma 1)."""
+    from dcgenv.envs.witsenhausen_vector import asymptotic_cost
+    ratios = [asymptotic_cost(k, s) / B.grover_sahai_bound(k, s)
+              for k in np.logspace(-3, 1, 13) for s in np.logspace(-1, 3, 13)]
+    assert 1 <= min(ratios) and max(ratios) < 5
+
+
 def test_bounds_increase_with_k(bench_bounds):
     """Each bound is an average or an inf over P of quantities non-decreasing in k."""
     for f, key in ((B.witsenhausen_1968_bound, "w68"), (B.grover_sahai_bound, "gs")):

@@ -84,6 +84,34 @@ class EnvParams(BaseParams):
     max_steps_in_episode: int = param(2, 1)  # informational: the game always ends after step 1
 
 
+def _square(v: jax.Array) -> jax.Array:
+    return v**2
+
+
+def step_controllers(state, actions: jax.Array, params: EnvParams, square=_square):
+    """One step of the two-controller game, shared with ``Witsenhausen-vector-v0``.
+
+    Non-finite actions are read as 0 and actions clipped to ``+-action_limit``; at ``time ==
+    0`` controller 1's action moves the state (``x1 = x0 + u1``, cost ``k^2 square(u1)``), at
+    ``time == 1`` controller 2's is scored (cost ``square(x1 - u2)``), which ends the episode.
+    ``square`` maps the state's shape to a scalar: ``v**2`` here, the mean of squares over the
+    ``m`` coordinates in the vector game. ``state`` needs ``time``, ``x0`` and ``x1``.
+    Returns ``step_env``'s ``(state, reward, terminated, info)``.
+    """
+    actions = jnp.asarray(actions, state.x0.dtype)
+    actions = jnp.clip(jnp.where(jnp.isfinite(actions), actions, 0.0),
+                       -params.action_limit, params.action_limit)
+    first = state.time == 0
+    u1 = jnp.where(first, actions[0], 0.0)
+    u2 = jnp.where(first, 0.0, actions[1])
+    x1 = state.x1 + u1
+    stage1 = params.k**2 * square(u1)
+    stage2 = jnp.where(first, 0.0, square(x1 - u2))
+    reward = -(stage1 + stage2) * jnp.ones(2)
+    info = {"stage1_cost": stage1, "stage2_cost": stage2}
+    return state.replace(x1=x1), reward, ~first, info
+
+
 class Witsenhausen(MultiAgentEnv):
     agents = ("controller_1", "controller_2")
 
@@ -98,18 +126,7 @@ class Witsenhausen(MultiAgentEnv):
         return EnvState(time=jnp.zeros((), jnp.int32), x0=x0, w=w, x1=x0)
 
     def step_env(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
-        actions = jnp.asarray(actions, state.x0.dtype)
-        actions = jnp.clip(jnp.where(jnp.isfinite(actions), actions, 0.0),
-                           -params.action_limit, params.action_limit)
-        first = state.time == 0
-        u1 = jnp.where(first, actions[0], 0.0)
-        u2 = jnp.where(first, 0.0, actions[1])
-        x1 = state.x1 + u1
-        stage1 = params.k**2 * u1**2
-        stage2 = jnp.where(first, 0.0, (x1 - u2) ** 2)
-        reward = -(stage1 + stage2) * jnp.ones(2)
-        info = {"stage1_cost": stage1, "stage2_cost": stage2}
-        return state.replace(x1=x1), reward, ~first, info
+        return step_controllers(state, actions, params, _square)
 
     def is_truncated(self, state: EnvState, params: EnvParams) -> jax.Array:
         return jnp.zeros((), bool)  # the rules end every episode at step 1 (terminated)

@@ -63,7 +63,7 @@ from flax import struct
 from dcgenv import checks, spaces
 from dcgenv.core import EnvState as BaseState
 from dcgenv.core import MultiAgentEnv, normal
-from dcgenv.envs.witsenhausen import EnvParams
+from dcgenv.envs.witsenhausen import EnvParams, step_controllers
 from dcgenv.envs.witsenhausen_reference import (  # noqa: F401  (re-exported: per coordinate)
     affine,
     affine_cost,
@@ -109,18 +109,8 @@ class WitsenhausenVector(MultiAgentEnv):
         return EnvState(time=jnp.zeros((), jnp.int32), x0=x0, w=w, x1=x0)
 
     def step_env(self, key: jax.Array, state: EnvState, actions: jax.Array, params: EnvParams):
-        actions = jnp.asarray(actions, state.x0.dtype)
-        actions = jnp.clip(jnp.where(jnp.isfinite(actions), actions, 0.0),
-                           -params.action_limit, params.action_limit)
-        first = state.time == 0
-        u1 = jnp.where(first, actions[0], 0.0)
-        u2 = jnp.where(first, 0.0, actions[1])
-        x1 = state.x1 + u1
-        stage1 = params.k**2 * _mean_square(u1)
-        stage2 = jnp.where(first, 0.0, _mean_square(x1 - u2))
-        reward = -(stage1 + stage2) * jnp.ones(2)
-        info = {"stage1_cost": stage1, "stage2_cost": stage2}
-        return state.replace(x1=x1), reward, ~first, info
+        # Witsenhausen-v0's step (action handling, costs, info), per-dimension mean of squares
+        return step_controllers(state, actions, params, _mean_square)
 
     def is_truncated(self, state: EnvState, params: EnvParams) -> jax.Array:
         return jnp.zeros((), bool)  # the rules end every episode at step 1 (terminated)
