@@ -9,10 +9,37 @@ channel's bits and differentiable cost summed over alive senders. A learnable ch
 hop, ``channel_{hop}``, trained with the actor through the cost in the loss; the actor then also
 returns the sums :func:`message_metrics` turns into the learned-coding metrics.
 
-Action heads follow the environment's action space: ``Discrete(n)`` -> a categorical
-(``distrax.Categorical``); a ``Box``/``Normal`` leaf (e.g. GridWorld's ``message``) -> a
-diagonal Gaussian with a learned, state-independent log-std; a ``Dict`` of those -> a dict of
-distributions whose log-probabilities are summed (:func:`log_prob`, :func:`entropy`).
+Action heads follow the environment's action space (:func:`head_spec`, one :class:`Head` per
+leaf; each a Dense layer on the actor's last hidden state, orthogonal init with gain 0.01):
+
+- ``Discrete(n)`` -> a categorical over ``n`` logits (``distrax.Categorical``), int32 actions.
+- A float ``Box`` / ``Normal`` of any shape -> a diagonal Gaussian over its ``prod(shape)``
+  elements, means from the Dense layer and a learned, state-independent log-std
+  (``log_std_{name}``, ``[prod(shape)]``, initialised at 0): a 1-d space (GridWorld's
+  ``message``) keeps ``distrax.MultivariateNormalDiag`` as before; any other rank is
+  ``distrax.Independent(distrax.Normal)`` reshaped to the space, so a 0-d space (Rubinstein's
+  ``offer``) gives one scalar per agent and an ``[L, d]`` one (Referential's ``message``,
+  Negotiation's ``utterance``) an ``[L, d]`` array. The same density either way: log-probability
+  and entropy are sums over the elements.
+- An integer ``Box(low, high, shape)`` (Negotiation's ``proposal``; ``low``/``high`` scalars or
+  arrays broadcast to ``shape``) -> independent categoricals, one per element over its
+  ``high - low + 1`` values (``distrax.Independent(distrax.Categorical)`` over ``[*shape, K]``
+  logits, ``K`` the most values of any element, the logits past an element's own count set
+  to -1e9), moved by ``low`` and cast to the space's dtype (:class:`Shifted`): every sample and
+  mode lies in ``[low, high]``.
+- A ``Dict`` of those -> a dict of distributions whose log-probabilities and entropies are
+  summed (:func:`log_prob`, :func:`entropy`). Anything else (``Binary``, ``Tuple``, an
+  integer box with an infinite bound or more than :data:`MAX_INTEGER_VALUES` values) is a
+  ``ValueError`` naming the leaf.
+
+The learner does *not* clip Gaussian samples to a bounded ``Box``: the environment does what its
+docstring says with out-of-range actions. Of the registered ids only two have bounded float
+actions: ``Rubinstein-v0`` clips ``offer`` to ``[0, 1]`` and accepts iff ``accept > 0.5``
+(non-finite read as 0), and ``PublicGoods-v0`` clips ``contribution`` to ``[0, endowment]``;
+every other float action is an unbounded ``Normal`` (each environment's docstring says what it
+does with non-finite or huge values: ``Referential-*`` and ``Negotiation-v0`` read NaN as 0 and
+clip messages and utterances to ``+-action_limit``, 1e6 by default). Integer heads never leave
+their box. Log-probabilities are those of the unclipped sample the learner stored.
 
 Embedded observations (the learners' ``obs_embedding: true``). The first layer of every network
 is a Dense on the one-hot observation ``x``: ``b + x @ W`` is ``b`` plus the rows of ``W``
@@ -32,7 +59,7 @@ once per environment, not once per agent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import distrax
 import flax.linen as nn
@@ -48,17 +75,113 @@ from dcgenv import comms, spaces
 BOTTLENECK_SALT = 1 << 20  # fold_in offset of the bottleneck's noise key (plus the hop)
 
 
-def head_spec(space: spaces.Space) -> tuple[tuple[str | None, str, int], ...]:
-    """``((name, kind, size), ...)`` for an action space; ``name`` None for a bare leaf."""
-    def leaf(name, s):
-        if isinstance(s, spaces.Discrete):
-            return (name, "categorical", int(s.n))
-        if isinstance(s, spaces.Box) and len(s.shape) == 1:
-            return (name, "gaussian", int(s.shape[0]))
-        raise ValueError(f"unsupported action space {s!r} (Discrete or 1-d Box/Normal)")
-    if isinstance(space, spaces.Dict):
-        return tuple(leaf(k, s) for k, s in space.spaces.items())
-    return (leaf(None, space),)
+MAX_INTEGER_VALUES = 4096  # most values an integer Box's element may take (its head's logits)
+
+
+class Head(NamedTuple):
+    """One action leaf's head: ``kind`` ``categorical`` (``Discrete``), ``gaussian`` (a float
+    ``Box``/``Normal``) or ``integer`` (an integer ``Box``); ``shape``, one agent's action;
+    ``size``, the Dense layer's outputs (``n``; ``prod(shape)``; ``prod(shape) * max(count)``);
+    for ``integer``, ``low`` and ``count`` (values per element) flattened over ``shape`` and
+    ``dtype`` the space's. A hashable tuple, so it can be an attribute of a flax module."""
+
+    name: str | None
+    kind: str
+    size: int
+    shape: tuple[int, ...] = ()
+    low: tuple[int, ...] = ()
+    count: tuple[int, ...] = ()
+    dtype: str = "int32"
+
+
+def head_spec(space: spaces.Space) -> tuple[Head, ...]:
+    """The :class:`Head` of each leaf of an action space (module docstring: which space maps to
+    which distribution), in the ``Dict``'s order; ``name`` None for a bare leaf. ``ValueError``
+    for a space the heads do not cover."""
+    return tuple(_head(k, s) for k, s in space.spaces.items()) if isinstance(
+        space, spaces.Dict) else (_head(None, space),)
+
+
+def _head(name, s) -> Head:
+    where = "action space" if name is None else f"action space entry {name!r}"
+    if isinstance(s, spaces.Discrete):
+        return Head(name, "categorical", int(s.n))
+    if not isinstance(s, spaces.Box):
+        raise ValueError(f"{where}: unsupported space {s!r}; the heads take Discrete, a float "
+                         "Box/Normal of any shape, an integer Box, or a Dict of those")
+    shape = (int(s.shape),) if np.isscalar(s.shape) else tuple(int(d) for d in s.shape)
+    elements = int(np.prod(shape, dtype=np.int64))
+    dtype = np.dtype(s.dtype)
+    if np.issubdtype(dtype, np.floating):
+        return Head(name, "gaussian", elements, shape, dtype=dtype.name)
+    if not np.issubdtype(dtype, np.integer):
+        raise ValueError(f"{where}: unsupported dtype {dtype.name} of {s!r}; allowed: a float "
+                         "or integer Box")
+    low = np.broadcast_to(np.asarray(s.low, np.float64), shape).ravel()
+    high = np.broadcast_to(np.asarray(s.high, np.float64), shape).ravel()
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError(f"{where}: an integer Box needs finite low and high, got {s!r}")
+    low, high = np.ceil(low).astype(np.int64), np.floor(high).astype(np.int64)
+    count = high - low + 1
+    if count.size and not 1 <= count.min() <= count.max() <= MAX_INTEGER_VALUES:
+        raise ValueError(f"{where}: an integer Box's elements take high - low + 1 values, got "
+                         f"{count.min()}..{count.max()} for {s!r}; allowed: 1 to "
+                         f"{MAX_INTEGER_VALUES} (MAX_INTEGER_VALUES)")
+    k = int(count.max()) if count.size else 1
+    return Head(name, "integer", elements * k, shape, tuple(low.tolist()), tuple(count.tolist()),
+                dtype.name)
+
+
+class Shifted(distrax.Distribution):
+    """An integer distribution moved by ``low`` and cast to ``dtype``: samples and mode are
+    ``low + x``; ``log_prob(a)`` is the inner one's at ``a - low``; the entropy is the inner
+    one's (a shift keeps it)."""
+
+    def __init__(self, distribution: distrax.Distribution, low: jax.Array, dtype):
+        self.distribution = distribution
+        self.low = low
+        self._dtype = np.dtype(dtype)
+
+    @property
+    def event_shape(self):
+        return self.distribution.event_shape
+
+    @property
+    def batch_shape(self):
+        return self.distribution.batch_shape
+
+    def _sample_n(self, key, n):
+        return (self.distribution.sample(seed=key, sample_shape=n) + self.low).astype(self._dtype)
+
+    def log_prob(self, value):
+        return self.distribution.log_prob(jnp.asarray(value).astype(jnp.int32) - self.low)
+
+    def mode(self):
+        return (self.distribution.mode() + self.low).astype(self._dtype)
+
+    def entropy(self):
+        return self.distribution.entropy()
+
+
+def distribution(head: Head, out: jax.Array, log_std: jax.Array | None = None):
+    """The distrax distribution of ``head`` from its Dense layer's outputs ``out``
+    ``[N, head.size]`` (and, for ``gaussian``, its log-std ``[prod(shape)]``); batch shape
+    ``[N]``, event shape ``head.shape``."""
+    n, shape = out.shape[0], head.shape
+    if head.kind == "categorical":
+        return distrax.Categorical(logits=out)
+    if head.kind == "gaussian":
+        if len(shape) == 1:  # the original head, kept exactly
+            return distrax.MultivariateNormalDiag(out, jnp.exp(log_std))
+        return distrax.Independent(distrax.Normal(out.reshape(n, *shape),
+                                                  jnp.exp(log_std).reshape(shape)), len(shape))
+    k = head.size // max(len(head.count), 1)
+    logits = out.reshape(n, *shape, k)
+    count = np.asarray(head.count, np.int64).reshape(shape)
+    if count.size and count.min() < k:  # elements with fewer values than the widest
+        logits = jnp.where(np.arange(k) < count[..., None], logits, -1e9)
+    inner = distrax.Independent(distrax.Categorical(logits=logits), len(shape))
+    return Shifted(inner, jnp.asarray(np.asarray(head.low, np.int32).reshape(shape)), head.dtype)
 
 
 def flatten_obs(obs: Any, num_agents: int, agent_id: bool = False) -> jax.Array:
@@ -219,7 +342,7 @@ class Actor(nn.Module):
     also holds ``values`` ``[hops, N, D]``, the messages as received.
     """
 
-    heads: tuple[tuple[str | None, str, int], ...]
+    heads: tuple[Head, ...]  # head_spec(action space)
     hidden: int = 64
     encoder: str = "mlp"
     hops: int = 1
@@ -272,13 +395,11 @@ class Actor(nn.Module):
             cost += jnp.sum(stats["cost"] * alive_f)
         messages = self.hops * alive_f.sum()
         dists = {}
-        for name, kind, size in self.heads:
-            out = nn.Dense(size, kernel_init=nn.initializers.orthogonal(0.01))(h)
-            if kind == "categorical":
-                dists[name] = distrax.Categorical(logits=out)
-            else:
-                log_std = self.param(f"log_std_{name}", nn.initializers.zeros, (size,))
-                dists[name] = distrax.MultivariateNormalDiag(out, jnp.exp(log_std))
+        for head in self.heads:
+            out = nn.Dense(head.size, kernel_init=nn.initializers.orthogonal(0.01))(h)
+            log_std = (self.param(f"log_std_{head.name}", nn.initializers.zeros, (head.size,))
+                       if head.kind == "gaussian" else None)
+            dists[head.name] = distribution(head, out, log_std)
         comm = {"bits": bits, "cost": cost, "messages": messages}
         if self.bottleneck != "none":
             comm["kl"] = kl_total

@@ -17,15 +17,15 @@ PPO loss on one rollout, median of repeats, after compiling), and post-hoc VQ: a
 codebook (agents/vq.py) fitted to the greedy policy's messages from rollouts, then greedy
 success with every message replaced by its nearest code word, against ``log2(K)`` bits.
 
-Why Traffic Junction and not the referential or a bargaining game: this learner (MAPPO's
-action heads: ``Discrete`` or 1-d ``Box``) cannot act in ``Referential-continuous-v0`` (its
-``message`` action is ``[L, d]``), ``Negotiation-v0`` (``utterance`` ``[6, 10]``) or
-``Rubinstein-v0`` (0-d ``Box`` offers), and in those turn-based two-agent games only the agent
-whose turn it is is ``active`` (the learner's alive mask), so CommNet hops would carry nothing;
-with two agents every receiver would hear one sender anyway (attention weight 1, a budget of
-k = 1 keeps every gradient). Traffic Junction easy (5 cars: up to 4 senders per receiver) is
-the smallest game where the aggregations differ; ``--budget cpu`` shrinks it to 60 updates of
-64 environments; ``--budget full`` runs the configs' sizes and TrafficJunction-medium.
+Why Traffic Junction and not the referential or a bargaining game: MAPPO can act in
+``Referential-continuous-v0``, ``Negotiation-v0`` and ``Rubinstein-v0``, but in those
+turn-based two-agent games only the agent whose turn it is is ``active`` (the learner's alive
+mask), so CommNet hops would carry nothing; with two agents every receiver would hear one
+sender anyway (attention weight 1, a budget of k = 1 keeps every gradient; the referential
+game's token-level version is ``baselines/attention_referential.py``). Traffic Junction easy
+(5 cars: up to 4 senders per receiver) is the smallest game where the aggregations differ;
+``--budget cpu`` shrinks it to 60 updates of 64 environments; ``--budget full`` runs the
+configs' sizes and TrafficJunction-medium.
 
 ``run(budget, out_dir)`` is the entry point for ``baselines.reproduce``: it writes
 ``attention_ablation[_<budget>].json`` under ``out_dir`` and the figures

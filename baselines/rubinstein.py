@@ -20,11 +20,11 @@ pair, seeds vmapped:
   at every round ``t`` (the env's state with ``time = 2 t``, then ``env.transition`` until
   the game ends); without them the later rounds' parameters get a vanishing gradient once round
   0 agrees.
-- ``ppo``: ``agents/mappo.py`` (MAPPO, Gaussian heads, centralised critic, each player its own
-  reward) on the registered hard acceptance (accept iff ``accept > 0.5``). The learner's
-  action heads take ``Discrete`` or 1-d ``Box`` spaces and ``Rubinstein-v0``'s actions are
-  scalar ``Box(())``, so it trains on :class:`VectorActions`, the same game with each action a
-  ``[1]`` vector (``agents.networks.head_spec`` refuses scalar boxes).
+- ``ppo``: ``agents/mappo.py`` (MAPPO, centralised critic, each player its own reward) on the
+  registered ``Rubinstein-v0`` with hard acceptance (accept iff ``accept > 0.5``), one run per
+  pair (its ``(d1, d2)`` as ``env_kwargs``, :func:`ppo_config`), seeds vmapped. The scalar
+  ``offer`` and ``accept`` boxes get 0-d Gaussian heads (``agents.networks``): one scalar per
+  agent, not clipped by the learner; the env clips ``offer`` to ``[0, 1]``.
 
 The learned first-offer share is player 1's round-0 claim (``sigmoid(a_0)``; for PPO the mean
 of its Gaussian, clipped to [0, 1] as the env does), compared with both SPE shares.
@@ -40,11 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import struct
 
 import dcgenv
-from dcgenv import checks, spaces
-from dcgenv.envs.rubinstein import EnvState, Rubinstein, spe_share
+from dcgenv import checks
+from dcgenv.envs.rubinstein import spe_share
 
 DEFAULT_PAIRS = ((0.9, 0.9), (0.9, 0.5), (0.5, 0.9), (0.8, 0.95), (0.95, 0.8), (0.6, 0.7))
 
@@ -73,8 +72,8 @@ class Config:
     threshold_init: float = 0.0  # start accepting almost anything
     threshold_lr_scale: float = 0.2  # responders move slower than proposers (two timescales)
     tau_end: float = 1e-3
-    # PPO (agents/mappo.py); 0 updates skips it
-    ppo_updates: int = 300
+    # PPO (agents/mappo.py), one run per pair; 0 updates skips it
+    ppo_updates: int = 300  # per pair
     ppo_num_envs: int = 64
     ppo_num_steps: int = 20
     ppo_lr: float = 3e-3
@@ -167,91 +166,59 @@ def make_pathwise(cfg: Config):
 # PPO with hard acceptance
 
 
-@struct.dataclass
-class PairState(EnvState):
-    deltas: jax.Array  # f32[2], this episode's (d1, d2)
-
-
-class VectorActions(Rubinstein):
-    """``Rubinstein-v0`` (hard acceptance) with each action a ``[1]`` vector (``offer``,
-    ``accept``), for learners whose heads take 1-d boxes, and each episode's ``(d1, d2)`` drawn
-    uniformly from ``pairs`` at reset (shown in ``obs["discounts"]`` as the env always does), so
-    one PPO run trains one policy for every pair; otherwise the registered game."""
-
-    def __init__(self, pairs):
-        super().__init__(smooth_accept=False)
-        self.pairs = jnp.asarray(pairs, jnp.float32).reshape(-1, 2)
-
-    def action_space(self, params=None) -> spaces.Dict:
-        unit = spaces.Box(0.0, 1.0, (1,), jnp.float32)
-        return spaces.Dict({"offer": unit, "accept": unit})
-
-    def _params(self, state, params):
-        return params.replace(delta1=state.deltas[0], delta2=state.deltas[1])
-
-    def reset_env(self, key, params):
-        base = super().reset_env(key, params)
-        deltas = self.pairs[jax.random.randint(key, (), 0, self.pairs.shape[0])]
-        return PairState(time=base.time, shares=base.shares, alive=base.alive, deltas=deltas)
-
-    def step_env(self, key, state, actions, params):
-        return super().step_env(key, state, {k: v[..., 0] for k, v in actions.items()},
-                                self._params(state, params))
-
-    def get_obs(self, state, params):
-        return super().get_obs(state, self._params(state, params))
-
-
-def ppo_config(cfg: Config):
-    """The MAPPO config (its env: :class:`VectorActions` over ``cfg.pairs``)."""
+def ppo_config(cfg: Config, d1: float, d2: float):
+    """The MAPPO config of one ``(d1, d2)`` pair: ``Rubinstein-v0`` itself, the pair and the
+    round cap as ``env_kwargs`` (its scalar ``offer``/``accept`` boxes get 0-d Gaussian heads,
+    :mod:`agents.networks`)."""
     from agents.config import PPOConfig
 
-    config = PPOConfig(
-        env="Rubinstein-v0", env_kwargs={"max_rounds": cfg.max_rounds,
+    return PPOConfig(
+        env="Rubinstein-v0", env_kwargs={"delta1": float(d1), "delta2": float(d2),
+                                         "max_rounds": cfg.max_rounds,
                                          "max_steps_in_episode": 2 * cfg.max_rounds},
         algorithm="mappo", comm="none", hidden=64, num_envs=cfg.ppo_num_envs,
         num_steps=cfg.ppo_num_steps, num_updates=max(cfg.ppo_updates, 1), lr=cfg.ppo_lr,
         ent_coef=cfg.ppo_ent_coef, gamma=1.0, gae_lambda=0.95, num_minibatches=4,
         num_seeds=cfg.num_seeds, seed=cfg.seed, log_every=max(cfg.ppo_updates, 1))
-    _, params = config.environment
-    config.__dict__["environment"] = (VectorActions(cfg.pairs), params)  # the cached slot
-    return config
 
 
 def run_ppo(cfg: Config) -> dict[str, Any]:
-    """Train MAPPO once over all pairs; per pair and seed, player 1's greedy round-0 claim and
-    whether player 2's greedy response accepts it."""
+    """Train MAPPO on each pair (one run per pair, seeds vmapped, ``ppo_updates`` updates
+    each); per pair and seed, player 1's greedy round-0 claim (clipped to [0, 1] as the env
+    does) and whether player 2's greedy response accepts it (``accept > 0.5``), and the last
+    update's mean training team return (the mean of the two players' episode returns: 0.5
+    when every episode agrees in round 0)."""
     from agents import make_trainer, mappo
     from agents import networks as nets
 
-    config = ppo_config(cfg)
-    trainer = make_trainer(config)
-    state = trainer.init(jax.random.key(cfg.seed))
-    state, metrics = jax.jit(trainer.run, static_argnums=1)(state, cfg.ppo_updates)
-    actor, _ = mappo.make_networks(config, trainer.env, trainer.env_params)
-    env = trainer.env
+    claims, accepts, returns = [], [], []
+    for d1, d2 in cfg.pairs:
+        config = ppo_config(cfg, d1, d2)
+        trainer = make_trainer(config)
+        state = trainer.init(jax.random.key(cfg.seed))
+        state, metrics = jax.jit(trainer.run, static_argnums=1)(state, cfg.ppo_updates)
+        env, env_params = config.environment  # the game itself (no LogWrapper)
+        actor, _ = mappo.make_networks(config, env, env_params)
 
-    def greedy_round0(params, deltas):
-        def act(obs, reset, key):
-            x, alive = mappo.observe(obs, env.num_agents, config.agent_id)
-            _, dists, _ = actor.apply(params["actor"], jnp.zeros((env.num_agents, 1)), x, alive,
-                                      reset, key, False)
-            return nets.mode(dists)
-        _, s = env.reset(jax.random.key(0), trainer.env_params)
-        s = s.replace(env_state=s.env_state.replace(deltas=deltas)) if hasattr(
-            s, "env_state") else s.replace(deltas=deltas)
-        obs = env.get_obs(s, trainer.env_params) if not hasattr(s, "env_state") else \
-            env._env.get_obs(s.env_state, trainer.env_params)
-        action = act(obs, True, jax.random.key(0))
-        obs, *_ = env.step(jax.random.key(1), s, action, trainer.env_params)
-        return jnp.clip(action["offer"][0, 0], 0.0, 1.0), act(obs, False, jax.random.key(1))[
-            "accept"][1, 0] > 0.5
+        def greedy_round0(params, env=env, env_params=env_params, actor=actor,
+                          agent_id=config.agent_id):
+            def act(obs, reset, key):
+                x, alive = mappo.observe(obs, env.num_agents, agent_id)
+                _, dists, _ = actor.apply(params["actor"], jnp.zeros((env.num_agents, 1)), x,
+                                          alive, reset, key, False)
+                return nets.mode(dists)
+            obs, s = env.reset(jax.random.key(0), env_params)
+            action = act(obs, True, jax.random.key(0))
+            obs, *_ = env.step(jax.random.key(1), s, action, env_params)
+            return (jnp.clip(action["offer"][0], 0.0, 1.0),
+                    act(obs, False, jax.random.key(1))["accept"][1] > 0.5)
 
-    per_seed = jax.vmap(greedy_round0, in_axes=(0, None))
-    claim, accept = jax.jit(jax.vmap(per_seed, in_axes=(None, 0)))(
-        state.runners.params, jnp.asarray(cfg.pairs, jnp.float32))
-    return {"first_share": np.asarray(claim), "accept_round0": np.asarray(accept, float),
-            "train_return": float(np.asarray(metrics["return"])[-1])}
+        claim, accept = jax.jit(jax.vmap(greedy_round0))(state.runners.params)
+        claims.append(np.asarray(claim))
+        accepts.append(np.asarray(accept, float))
+        returns.append(float(np.asarray(metrics["return"])[-1]))
+    return {"first_share": np.stack(claims), "accept_round0": np.stack(accepts),
+            "train_return": returns}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +255,8 @@ def run(cfg: Config, log=print) -> dict[str, Any]:
                         "ppo_share_std": float(s.std()),
                         "ppo_rel_err_finite": float(abs(s.mean() - finite) / finite),
                         "ppo_rel_err_infinite": float(abs(s.mean() - infinite) / infinite),
-                        "ppo_accept_round0": ppo["accept_round0"][i].tolist()})
+                        "ppo_accept_round0": ppo["accept_round0"][i].tolist(),
+                        "ppo_train_return": ppo["train_return"][i]})
         rows.append(row)
         log(f"d1 {a:.2f} d2 {b:.2f}  SPE {finite:.4f} ({cfg.max_rounds} rounds) / "
             f"{infinite:.4f} (no cap)  pathwise {row['pathwise_share_mean']:.4f} ± "
@@ -300,9 +268,9 @@ def run(cfg: Config, log=print) -> dict[str, Any]:
         "rows": rows, "pathwise_wall_s": pathwise_wall, "ppo_wall_s": ppo_wall,
         # pathwise: every update plays R subgames of at most 2R steps, per pair and seed
         "pathwise_env_steps": int(cfg.iters * R * 2 * R * n_pairs * cfg.num_seeds),
-        # PPO: one run for all pairs (each episode draws its pair)
+        # PPO: one run per pair
         "ppo_env_steps": int(cfg.ppo_updates * cfg.ppo_num_envs * cfg.ppo_num_steps
-                             * cfg.num_seeds),
+                             * cfg.num_seeds * n_pairs),
         "pathwise_within_1pct_finite": all(r["pathwise_rel_err_finite"] <= 0.01 for r in rows),
         "ppo_within_1pct_finite": (all(r["ppo_rel_err_finite"] <= 0.01 for r in rows)
                                    if cfg.ppo_updates else None),

@@ -66,24 +66,6 @@ def test_smoke_rubinstein(tmp_path):
         assert all(0 <= s <= 1 for s in r["pathwise_share"])
 
 
-def test_rubinstein_vector_actions():
-    """PPO's env: [1]-vector actions, the pair drawn at reset shown in obs, hard acceptance."""
-    env = rub.VectorActions([(0.9, 0.5), (0.6, 0.7)])
-    params = env.default_params
-    assert env.action_space(params).spaces["offer"].shape == (1,)
-    seen = set()
-    for seed in range(8):
-        obs, state = env.reset(jax.random.key(seed), params)
-        seen.add(tuple(round(float(x), 3) for x in obs["discounts"][0]))
-        act = {"offer": jnp.full((2, 1), 0.7), "accept": jnp.zeros((2, 1))}
-        obs, state, reward, *_ = env.step(jax.random.key(0), state, act, params)
-        act = {"offer": jnp.zeros((2, 1)), "accept": jnp.array([[0.0], [0.6]])}  # 0.6 > 0.5
-        _, _, reward, terminated, *_ = env.step(jax.random.key(0), state, act, params)
-        np.testing.assert_allclose(reward, [0.7, 0.3], rtol=1e-6)
-        assert bool(terminated)
-    assert seen == {(0.9, 0.5), (0.6, 0.7)}
-
-
 def test_smoke_referential_estimators(tmp_path):
     record = reproduce.reproduce("referential_estimators", "smoke", tmp_path)
     saved = json.loads((tmp_path / "referential_estimators_smoke.json").read_text())

@@ -182,3 +182,22 @@ def test_smooth_return_gradient_matches_finite_differences():
               / (2 * eps) for i in range(3)]
         np.testing.assert_allclose(grad, np.asarray(fd), rtol=2e-3, atol=2e-4)
         assert np.all(np.abs(np.asarray(grad)) > 1e-3)
+
+
+def test_ppo_baseline_trains_on_the_registered_game_one_run_per_pair():
+    """baselines.rubinstein's MAPPO config: Rubinstein-v0 itself (hard acceptance, scalar
+    offer/accept boxes with 0-d Gaussian heads), the pair and the cap as env_kwargs."""
+    from agents import networks as nets
+    from baselines import rubinstein as rub
+
+    cfg = rub.Config(pairs=((0.9, 0.5), (0.6, 0.7)), max_rounds=3, ppo_updates=2)
+    for d1, d2 in cfg.pairs:
+        config = rub.ppo_config(cfg, d1, d2)
+        env, params = config.environment
+        assert config.env == "Rubinstein-v0" and type(env) is Rubinstein
+        assert not env.smooth_accept
+        np.testing.assert_allclose([params.delta1, params.delta2], [d1, d2])
+        assert (params.max_rounds, params.max_steps_in_episode) == (3, 6)
+        heads = nets.head_spec(env.action_space(params))
+        assert [(h.name, h.kind, h.shape) for h in heads] == [("offer", "gaussian", ()),
+                                                               ("accept", "gaussian", ())]
