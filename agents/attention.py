@@ -104,22 +104,32 @@ def top_k_senders(stat: jax.Array, edges: jax.Array, k: int) -> jax.Array:
 
 
 def gradient_budget(messages: jax.Array, stat: jax.Array, k: int,
-                    alive: jax.Array | None = None) -> jax.Array:
+                    alive: jax.Array | None = None, edges: jax.Array | None = None) -> jax.Array:
     """Per-receiver views ``[N, N, ...]`` of ``messages`` ``[N, ...]``: ``out[i, j] =
     messages[j]`` in value; its gradient reaches ``messages[j]`` only if ``j`` is one of the
     ``k`` senders receiver ``i`` hears (alive, ``j != i``) with the largest ``stat`` (``[N]``,
     e.g. the running mean of ``||dL/dm_j||``); for every other ``j`` it is
     ``lax.stop_gradient(messages[j])``. ``k >= N - 1`` keeps every gradient.
-    Raises ``ValueError`` for ``k < 1``."""
+
+    ``edges`` (optional, bool ``[R, N]``) replaces ``eligible(alive)`` as who hears whom, for
+    ``R`` receivers that are not the senders themselves (e.g. one listener whose ``N``
+    "senders" are the tokens of one message: ``edges = ones([1, L])``); the views are then
+    ``[R, N, ...]`` and ``alive`` is ignored. Raises ``ValueError`` for ``k < 1``."""
     if int(k) < 1:
         raise ValueError(f"gradient_budget: k = {k!r} is out of range; allowed: an integer "
                          ">= 1 (number of senders that pass gradients to each receiver)")
     n = messages.shape[0]
-    alive = jnp.ones(n, bool) if alive is None else alive
-    keep = top_k_senders(jax.lax.stop_gradient(stat), eligible(alive), int(k))
+    if edges is None:
+        alive = jnp.ones(n, bool) if alive is None else alive
+        edges, view = eligible(alive), per_receiver
+    else:
+        if edges.ndim != 2 or edges.shape[1] != n:
+            raise ValueError(f"gradient_budget: edges has shape {tuple(edges.shape)}; allowed: "
+                             f"[receivers, {n}] (one column per sender of messages)")
+        view = lambda x: jnp.broadcast_to(x[None], (edges.shape[0],) + x.shape)
+    keep = top_k_senders(jax.lax.stop_gradient(stat), edges, int(k))
     keep = keep.reshape(keep.shape + (1,) * (messages.ndim - 1))
-    return jnp.where(keep, per_receiver(messages),
-                     per_receiver(jax.lax.stop_gradient(messages)))
+    return jnp.where(keep, view(messages), view(jax.lax.stop_gradient(messages)))
 
 
 def aggregate_views(weights: jax.Array, views: jax.Array) -> jax.Array:
@@ -133,14 +143,17 @@ class GradientAwareAttention(nn.Module):
     ``h`` ``[N, H]`` receivers' states (queries), ``sender_h`` ``[N, H]`` or per-receiver
     ``[N, N, H]`` senders' states (keys), ``values`` ``[N, D]`` or ``[N, N, D]`` messages,
     ``stat`` ``[N]`` (``g``, read under ``stop_gradient``). Returns ``(out [N, D], weights
-    [N, N])``."""
+    [N, N])``. Optional ``edges`` (bool ``[R, N]``) replaces ``eligible(alive)``: ``R``
+    receivers (``h`` ``[R, H]``) over ``N`` senders that are not themselves (e.g. each
+    candidate of a referential game attending over one message's tokens); the outputs are
+    then ``[R, D]`` and ``[R, N]``."""
 
     hidden: int = 64
     tau: float = 1.0
 
     @nn.compact
-    def __call__(self, h, sender_h, values, stat, alive):
-        edges = eligible(alive)
+    def __call__(self, h, sender_h, values, stat, alive, edges=None):
+        edges = eligible(alive) if edges is None else edges
         q = nn.Dense(self.hidden, name="query")(h)
         k = nn.Dense(self.hidden, name="key")(sender_h)
         weights = masked_softmax(gradient_aware_scores(q, k, stat, edges, self.tau), edges)

@@ -56,6 +56,7 @@ ROWS: dict[str, Callable[[str, Path], dict]] = {
     "gridworld_ddcl": _row("gridworld_ddcl"),
     "referential_estimators": _row("referential_estimators"),
     "rubinstein": _row("rubinstein"),
+    "attention_referential": _row("attention_referential"),
 }
 
 

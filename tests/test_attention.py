@@ -72,7 +72,7 @@ def test_gradient_budget_zeroes_the_gradients_of_non_selected_senders():
 
 
 def test_actor_budget_and_modulation_under_jit_vmap_grad():
-    actor = nets.Actor((("a", "categorical", 3),), hidden=8, message_dim=4,
+    actor = nets.Actor((nets.Head("a", "categorical", 3),), hidden=8, message_dim=4,
                        aggregate="gradient_aware", channel=comms.Continuous(), budget_k=1,
                        bottleneck="variational")
     n = 4
@@ -207,3 +207,26 @@ def test_config_keys_validated():
     c = PPOConfig(aggregate="gradient_aware", gradient_budget_k=2, bottleneck="variational",
                   bottleneck_budget=1.5, channel="continuous")
     assert (c.gradient_budget_k, c.bottleneck_budget) == (2, 1.5)
+
+
+def test_gradient_budget_and_attention_with_rectangular_edges():
+    """``edges`` [R, N]: R receivers (e.g. a listener's candidates) over N senders (tokens)."""
+    m = jnp.arange(8.0).reshape(4, 2) / 10
+    stat = jnp.array([0.4, 0.1, 0.9, 0.3])
+    edges = jnp.array([[True, True, True, True], [True, True, False, True]])
+    views = attn.gradient_budget(m, stat, 2, edges=edges)
+    np.testing.assert_array_equal(views, jnp.broadcast_to(m[None], (2, 4, 2)))
+    jac = jax.jit(jax.jacobian(lambda m: attn.gradient_budget(m, stat, 2, edges=edges).sum(
+        (1, 2))))(m)
+    # receiver 0: top-2 of all by stat = {2, 0}; receiver 1 (no edge to 2): {0, 3}
+    assert [np.flatnonzero(np.abs(g).sum(1)).tolist() for g in jac] == [[0, 2], [0, 3]]
+    with pytest.raises(ValueError, match=r"edges has shape \(2, 3\); allowed: \[receivers, 4\]"):
+        attn.gradient_budget(m, stat, 1, edges=edges[:, :3])
+    layer = attn.GradientAwareAttention(hidden=4, tau=1.0)
+    h, senders = jnp.ones((2, 3)), jnp.arange(12.0).reshape(4, 3) / 10
+    alive = jnp.ones(4, bool)
+    out, w = jax.jit(lambda: layer.init_with_output(jax.random.key(0), h, senders, m, stat,
+                                                    alive, edges=edges)[0])()
+    assert out.shape == (2, 2) and w.shape == (2, 4)
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
+    assert float(w[1, 2]) == 0.0  # no edge, no weight
