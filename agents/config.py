@@ -18,7 +18,10 @@ the same kernel (same parameters, same function, float summation order aside; se
 ``comms.EntropyCoded`` with a learned ``comms.CategoricalPrior(prior_low, prior_high)``, and
 ``gate: true`` wraps the result in ``comms.Gated`` (a learned send/skip flag per message); their
 parameters train with the networks through ``comm_coef * cost``. Without them the channel, the
-parameter trees and training are exactly those of the plain channel.
+parameter trees and training are exactly those of the plain channel. ``comm_coef_warmup:
+[begin, finish]`` (PPO) ramps that coefficient linearly from 0 to ``comm_coef`` between those
+fractions of ``num_updates`` (``agents.mappo.comm_coef_at``); left empty, the loss is exactly
+the one without the key.
 
 YAML files stay flat: ``algorithm`` picks the class and every other key must be one of its
 fields, so a key the chosen algorithm would ignore (``encoder`` for IQL) is a
@@ -141,6 +144,8 @@ class Config:
             return checks.integer(owner, name, value, low=low)
         if kind == "float":
             return checks.real(owner, name, _yaml_float(value), 0, 1 if name in UNIT else None)
+        if name == "comm_coef_warmup":
+            return _checked_warmup(value)
         if name == "env":  # a registered id, or jaxmarl:<id> (built when validated)
             if isinstance(value, str) and value.startswith(dcgenv.registry.JAXMARL):
                 return value
@@ -222,6 +227,10 @@ class PPOConfig(Config):
     # {param: add_rate, start: 0.1, end: 0.3, begin: 0.1, finish: 0.5} (begin/finish: fractions
     # of num_updates); evaluation uses the environment's own value
     curriculum: dict = dataclasses.field(default_factory=dict)
+    # warm-up of comm_coef (lambda): [begin, finish] fractions of num_updates; lambda is
+    # multiplied by a linear ramp, 0 before begin, 1 after finish (begin == finish: a step);
+    # empty (the default): lambda from the first update, exactly as without the key
+    comm_coef_warmup: tuple = ()
     num_steps: int = 20  # rollout length per update
     update_epochs: int = 4
     num_minibatches: int = 4  # minibatches of environments
@@ -334,6 +343,25 @@ def _check_curriculum(c: dict, params) -> None:
     if not 0 <= c["begin"] <= c["finish"] <= 1:
         raise ValueError("config key 'curriculum': need 0 <= begin <= finish <= 1 (fractions of "
                          f"num_updates), got begin={c['begin']}, finish={c['finish']}")
+
+
+def _checked_warmup(value) -> tuple:
+    """``comm_coef_warmup`` as a tuple ``(begin, finish)`` of floats, or ``()`` for none (also
+    from ``None`` or an empty list); ``ValueError`` naming the key, the value and what is
+    allowed."""
+    if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
+        return ()
+    allowed = ("allowed: [begin, finish] with 0 <= begin <= finish <= 1 (fractions of "
+               "num_updates), or [] for no warm-up")
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"config key 'comm_coef_warmup': got {value!r}; {allowed}")
+    begin, finish = (_yaml_float(v) for v in value)
+    for v in (begin, finish):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise ValueError(f"config key 'comm_coef_warmup': got {value!r}; {allowed}")
+    if not 0 <= begin <= finish <= 1:
+        raise ValueError(f"config key 'comm_coef_warmup': got {list(value)!r}; {allowed}")
+    return (float(begin), float(finish))
 
 
 def _yaml_float(value):

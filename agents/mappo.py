@@ -10,7 +10,10 @@ segment's start). The actor acts for all agents of one environment at once (Comm
 them inside the policy every step; the channel is in training mode, the comm keys are stored so
 the loss replays the exact same messages); the critic is centralised (MAPPO: all agents'
 observations) or local (IPPO). Losses are averaged over *alive* agent-steps only; the loss adds
-``comm_coef * channel cost`` (summed over alive senders, averaged over env-steps). A learnable
+``comm_coef * channel cost`` (summed over alive senders, averaged over env-steps; with
+``comm_coef_warmup: [begin, finish]`` the coefficient of update ``i`` is ``comm_coef`` times a
+linear ramp from 0 at ``begin`` to 1 at ``finish``, fractions of ``num_updates``:
+:func:`comm_coef_at`). A learnable
 channel (config keys ``entropy_coding``, ``gate``) keeps its parameters in the actor's, one set
 per hop, and learns through that cost; the rollout and the greedy evaluation add up its stats
 (``nets.message_sums``, not stored per step) into the coding metrics of docs/metrics.md.
@@ -129,6 +132,23 @@ def curriculum_params(config: PPOConfig, env_params, iteration):
     return env_params.replace(**{schedule["param"]: value})
 
 
+def comm_coef_at(config: PPOConfig, iteration):
+    """The channel cost's coefficient for training update ``iteration``: ``config.comm_coef``
+    itself (a Python float: the loss is exactly the one without a warm-up) unless
+    ``config.comm_coef_warmup = (begin, finish)``, then ``comm_coef`` times
+    ``clip((iteration / num_updates - begin) / (finish - begin), 0, 1)`` (a step at ``begin``
+    when ``begin == finish``), the same linear ramp as :func:`curriculum_params`."""
+    if not config.comm_coef_warmup:
+        return config.comm_coef
+    begin, finish = config.comm_coef_warmup
+    frac = jnp.asarray(iteration, jnp.float32) / config.num_updates
+    if finish > begin:
+        weight = jnp.clip((frac - begin) / (finish - begin), 0.0, 1.0)
+    else:
+        weight = (frac >= begin).astype(jnp.float32)
+    return config.comm_coef * weight
+
+
 def gae(config: PPOConfig, traj: Transition) -> tuple[jax.Array, jax.Array]:
     """Per-agent GAE(lambda) over a rollout: ``(advantages, targets)``, both ``[T, E, N]``.
     A trace is cut where the episode ends (bootstrapping unless terminated) and where the
@@ -210,10 +230,13 @@ def init_aux(config: PPOConfig, num_agents: int) -> dict:
     return aux
 
 
-def ppo_loss(config: PPOConfig, batch: Batch, log_prob, entropy, value, comm_cost):
+def ppo_loss(config: PPOConfig, batch: Batch, log_prob, entropy, value, comm_cost,
+             comm_coef=None):
     """The clipped PPO loss of a policy that gives ``log_prob``, ``entropy``, ``value``
     (``[T, E, N]``) and ``comm_cost`` (``[T, E]``) on ``batch``: ``(total, parts)``, averaged
-    over alive agent-steps, advantages normalised over them."""
+    over alive agent-steps, advantages normalised over them. ``comm_coef``: the cost's
+    coefficient (default ``config.comm_coef``; the learner passes :func:`comm_coef_at`)."""
+    comm_coef = config.comm_coef if comm_coef is None else comm_coef
     traj, adv, targets = batch.traj, batch.advantages, batch.targets
     mask = traj.alive.astype(jnp.float32)
     mu = masked_mean(adv, mask)
@@ -225,7 +248,7 @@ def ppo_loss(config: PPOConfig, batch: Batch, log_prob, entropy, value, comm_cos
     vf = 0.5 * masked_mean(jnp.maximum((value - targets) ** 2, (v_clip - targets) ** 2), mask)
     entropy = masked_mean(entropy, mask)
     comm_cost = comm_cost.mean()
-    total = pg + config.vf_coef * vf - config.ent_coef * entropy + config.comm_coef * comm_cost
+    total = pg + config.vf_coef * vf - config.ent_coef * entropy + comm_coef * comm_cost
     return total, {"loss": total, "pg_loss": pg, "vf_loss": vf, "entropy": entropy,
                    "comm_cost": comm_cost}
 
@@ -329,14 +352,16 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
             return runner, Batch(carry, traj, *gae(config, traj), sums)
 
     # UPDATE NETWORK
-    def loss(params, batch: Batch):
+    def loss(params, batch: Batch, comm_coef=None):
         """The PPO loss of ``params`` on ``batch``: ``(total, parts)``; with a bottleneck,
         plus ``price * KL`` (summed over alive senders, averaged over env-steps; price fixed
-        or the Lagrange multiplier) and ``kl_per_message`` in ``parts``."""
+        or the Lagrange multiplier) and ``kl_per_message`` in ``parts``. ``comm_coef``: the
+        channel cost's coefficient (default ``config.comm_coef``)."""
         if not extras:
-            return ppo_loss(config, batch, *replay(config, actor, critic, params, batch))
+            return ppo_loss(config, batch, *replay(config, actor, critic, params, batch),
+                            comm_coef)
         *out, kl = replay(config, actor, critic, params, batch, extras=True)
-        total, parts = ppo_loss(config, batch, *out)
+        total, parts = ppo_loss(config, batch, *out, comm_coef)
         if config.bottleneck != "none":
             price = jax.lax.stop_gradient(params["aux"].get(
                 "multiplier", jnp.asarray(config.bottleneck_price, jnp.float32)))
@@ -345,31 +370,33 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
                 batch.traj.messages.sum(), 1.0), bottleneck_price=price)
         return total, parts
 
-    def gradients(params, mb: Batch):
+    def gradients(params, mb: Batch, comm_coef=None):
         """``(grads, parts, aux)``: the loss's gradients and the updated non-trained state
         (running gradient statistic from the tapped ``dL/dm``, Lagrange multiplier)."""
         if not extras:
-            grads, parts = jax.grad(loss, has_aux=True)(params, mb)
+            grads, parts = jax.grad(loss, has_aux=True)(params, mb, comm_coef)
             return grads, parts, None
         aux = dict(params["aux"])
         if needs_stat(config):
             (_, parts), grads, taps = comms.value_and_grad_with_taps(loss, has_aux=True)(
-                params, mb)
+                params, mb, comm_coef)
             g = taps["messages"]  # [T, E, hops, N, D]
             alive = mb.traj.alive
             aux["grad_stat"] = attn.update_gradient_stat(
                 aux["grad_stat"], g.reshape(-1, *g.shape[2:]), alive.reshape(-1, alive.shape[-1]))
         else:
-            grads, parts = jax.grad(loss, has_aux=True)(params, mb)
+            grads, parts = jax.grad(loss, has_aux=True)(params, mb, comm_coef)
         if "multiplier" in aux:
             aux["multiplier"] = attn.update_multiplier(aux["multiplier"],
                                                        parts["kl_per_message"],
                                                        config.bottleneck_budget)
         return grads, parts, aux
 
-    def learn(runner: Runner, batch: Batch) -> tuple[Runner, dict]:
-        """``update_epochs`` x ``num_minibatches`` (minibatches of environments) PPO steps."""
+    def learn(runner: Runner, batch: Batch, iteration=0) -> tuple[Runner, dict]:
+        """``update_epochs`` x ``num_minibatches`` (minibatches of environments) PPO steps
+        (the channel cost weighted by :func:`comm_coef_at` of ``iteration``)."""
         key, k_perm = jax.random.split(runner.key)
+        comm_coef = comm_coef_at(config, iteration)
 
         def epoch(state, perm_key):
             groups = jax.random.permutation(perm_key, E).reshape(config.num_minibatches, -1)
@@ -379,7 +406,7 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
                 with jax.named_scope("minibatch"):
                     mb = Batch(batch.carry[idx],  # the loss reads no comm sums
                                *jax.tree.map(lambda x: x[:, idx], batch[1:4]))
-                grads, parts, aux = gradients(params, mb)
+                grads, parts, aux = gradients(params, mb, comm_coef)
                 parts["grad_norm"] = global_norm(grads)  # before clipping
                 with jax.named_scope("optimizer"):
                     upd, opt_state = tx.update(grads, opt_state, params)
@@ -399,13 +426,15 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
         with jax.named_scope("rollout"):
             runner, batch = collect(runner, iteration)
         with jax.named_scope("learn"):
-            runner, losses = learn(runner, batch)
+            runner, losses = learn(runner, batch, iteration)
         metrics = {**episode_metrics(batch.traj),
                    **nets.message_metrics(batch.comm, batch.traj.messages.sum())}
         if config.curriculum:
             name = config.curriculum["param"]
             value = getattr(curriculum_params(config, env_params, iteration), name)
             metrics[name] = jnp.asarray(value, jnp.float32)
+        if config.comm_coef_warmup:
+            metrics["comm_coef"] = jnp.asarray(comm_coef_at(config, iteration), jnp.float32)
         return runner, {**metrics, **losses}
 
     init_seeds, run = make_loop(init, update, config.num_seeds, config.log_every, progress)

@@ -1,6 +1,8 @@
 """DDCL's GridWorld goal result with our learner: frequent goals get shorter messages.
 
     python -m baselines.reproduce gridworld_ddcl --budget cpu
+    python -m baselines.gridworld_ddcl --variant warmup --budget cpu   # the lambda warm-up rows
+    python -m baselines.gridworld_ddcl --variant warmup_early --budget cpu   # an earlier ramp
 
 The DDCL paper (Kapoor et al. 2025, arXiv 2511.01554, its GridWorld "goal" experiment) trains a
 speaker, who sees the goal, and a listener, who must walk to it, with MAPPO for 1M steps, messages
@@ -22,17 +24,29 @@ per element); ``surrogate``, the cost ``sum log2(2|z|/delta + 1)`` the paper plo
 empirical entropy of the integers sent for that goal. ``pearson_r`` correlates the goals'
 probabilities with each measure (over the goals of the table with nonzero probability).
 Success and return are greedy, ``eval_episodes`` per seed.
+
+``warmup: [begin, finish]`` (config key) trains every lambda of the config with the learner's
+``comm_coef_warmup``: lambda ramps linearly from 0 at ``begin`` to its value at ``finish``
+(fractions of the updates), so the protocol forms unpriced before its length is priced. The
+warm-up rows have their own configs, ``configs/results/gridworld_ddcl_<variant>_<budget>.yaml``
+(variants ``warmup``: ramp over 30%-60% of the updates; ``warmup_early``: 10%-30%), run by this
+module's command line (``--variant``), which writes ``gridworld_ddcl_<variant>.json``
+(``..._<budget>.json`` for other budgets than ``cpu``) beside the row's, and its figure, with
+the same table columns plus the warm-up.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import yaml
 
 from agents import make_trainer
 from agents.config import Config as AgentConfig
@@ -43,12 +57,14 @@ from baselines.evaluate import evaluate_params
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A budget of the row: the learner's config (``agents.config``), the lambdas, and the
-    number of dither draws per goal."""
+    """A budget of the row: the learner's config (``agents.config``), the lambdas, the number
+    of dither draws per goal, and the lambda warm-up ``[begin, finish]`` (the learner's
+    ``comm_coef_warmup``; empty: none)."""
 
     agent: dict
     lambdas: tuple[float, ...] = (0.0, 1e-3, 5e-3, 1e-2)
     dithers: int = 256
+    warmup: tuple[float, ...] = ()
 
 
 def speaker_messages(trainer, actor_params, dithers: int, key) -> dict[str, np.ndarray]:
@@ -84,8 +100,9 @@ def pearson(x, y) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def run_lambda(values: dict, lam: float, dithers: int) -> dict:
-    config = AgentConfig.from_dict({**values, "comm_coef": lam})
+def run_lambda(values: dict, lam: float, dithers: int, warmup=()) -> dict:
+    extra = {"comm_coef_warmup": list(warmup)} if warmup else {}
+    config = AgentConfig.from_dict({**values, "comm_coef": lam, **extra})
     trainer = make_trainer(config)
     start = time.perf_counter()
     state = trainer.init(jax.random.key(config.seed))
@@ -114,14 +131,16 @@ def run_lambda(values: dict, lam: float, dithers: int) -> dict:
                  "expected_bits"):
         column = np.array([s[name] for s in seeds], np.float64)
         summary[name] = {"mean": float(np.nanmean(column)), "std": float(np.nanstd(column))}
-    return {"lambda": lam, "train_seconds": train_s,
+    return {"lambda": lam, **({"warmup": list(config.comm_coef_warmup)} if warmup else {}),
+            "train_seconds": train_s,
             "env_steps": int(config.steps_per_update * config.num_updates),
             "summary": summary, "seeds": seeds}
 
 
 def run(cfg: Config) -> dict:
     """Train and measure every lambda of ``cfg``."""
-    return {"lambdas": [run_lambda(cfg.agent, lam, cfg.dithers) for lam in cfg.lambdas]}
+    return {"lambdas": [run_lambda(cfg.agent, lam, cfg.dithers, cfg.warmup)
+                        for lam in cfg.lambdas]}
 
 
 def plot(result: dict, path: Path) -> None:
@@ -139,7 +158,7 @@ def plot(result: dict, path: Path) -> None:
         for key, ax in (("bits_per_goal", left), ("surrogate_per_goal", right)):
             mean = np.mean([s[key] for s in seeds], 0)
             ax.plot(levels, [mean[probs == q].mean() for q in levels], "o-",
-                    label=f"λ = {row['lambda']:g}")
+                    label=f"λ = {row['lambda']:g}{warmup_label(row)}")
     for ax, name in ((left, "Elias bits sent per message"), (right, "DDCL surrogate (bits)")):
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
@@ -164,13 +183,86 @@ def reproduce(budget: str, out_dir) -> dict:
                        lambda out: sum(row["env_steps"] for row in out["lambdas"]))
 
 
+def warmup_label(row: dict) -> str:
+    """`` (warm-up 0.3-0.6)`` for a row trained with a lambda warm-up, else empty."""
+    w = row.get("warmup")
+    return f" (warm-up {w[0]:g}-{w[1]:g})" if w else ""
+
+
 def table(result: dict) -> str:
     lines = ["| λ | success | return | r (bits) | r (surrogate) | E[bits] per message |",
              "|---|---|---|---|---|---|"]
     for row in result["lambdas"]:
         s = row["summary"]
         cell = lambda k, f="{:.3f}", s=s: f"{f.format(s[k]['mean'])} ± {f.format(s[k]['std'])}"
-        lines.append(f"| {row['lambda']:g} | {cell('success')} | {cell('return')} | "
+        lines.append(f"| {row['lambda']:g}{warmup_label(row)} | {cell('success')} | "
+                     f"{cell('return')} | "
                      f"{cell('pearson_r_bits')} | {cell('pearson_r_surrogate')} | "
                      f"{cell('expected_bits', '{:.2f}')} |")
     return "\n".join(lines)
+
+
+VARIANTS = ("warmup", "warmup_early")
+
+
+def load_variant(variant: str, budget: str) -> tuple[str, Config]:
+    """``(row name, Config)`` of ``configs/results/gridworld_ddcl_<variant>_<budget>.yaml``
+    (lists become tuples); ``ValueError`` naming the variant, budget or key allowed."""
+    from baselines import reproduce as rep
+
+    if variant not in VARIANTS:
+        raise ValueError(f"baselines.gridworld_ddcl: unknown variant {variant!r}; allowed: "
+                         f"{', '.join(VARIANTS)}")
+    row = f"gridworld_ddcl_{variant}"
+    path = rep.CONFIGS / f"{row}_{rep.check_budget(budget)}.yaml"
+    data = yaml.safe_load(path.read_text()) or {}
+    allowed = [f.name for f in dataclasses.fields(Config)]
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValueError(f"{path.name}: unknown key(s) {unknown}; allowed: {', '.join(allowed)}")
+    tup = lambda v: tuple(tup(x) for x in v) if isinstance(v, list) else v
+    return row, Config(**{k: tup(v) for k, v in data.items()})
+
+
+def reproduce_variant(variant: str, budget: str, out_dir) -> dict:
+    """The rows of ``gridworld_ddcl_<variant>_<budget>.yaml``, as :func:`reproduce` runs the
+    row's own: the JSON ``<out_dir>/gridworld_ddcl_<variant>[_<budget>].json`` (its
+    ``command`` is this module's) and the figure."""
+    from baselines import reproduce as rep
+
+    row, cfg = load_variant(variant, budget)
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    result = run(cfg)
+    wall = time.perf_counter() - start
+    figure = rep.figure_path(row, budget, out_dir)
+    plot(result, figure)
+    result["table"] = table(result)
+    print(result["table"])
+    record = rep.write_result(row, budget, out_dir, cfg, result, wall,
+                              sum(r["env_steps"] for r in result["lambdas"]), figure)
+    record["command"] = f"python -m baselines.gridworld_ddcl --variant {variant} --budget {budget}"
+    path = Path(record.pop("path"))
+    path.write_text(json.dumps(record, indent=2))
+    return {**record, "path": str(path)}
+
+
+def main(argv=None) -> dict:
+    from baselines import reproduce as rep
+
+    parser = argparse.ArgumentParser(description="Variants of the gridworld_ddcl row.")
+    parser.add_argument("--variant", default="warmup", help=f"one of: {', '.join(VARIANTS)}")
+    parser.add_argument("--budget", default="cpu", help=f"one of: {', '.join(rep.BUDGETS)}")
+    parser.add_argument("--out", default=str(rep.RESULTS), help="folder for the JSON")
+    args = parser.parse_args(argv)
+    try:
+        load_variant(args.variant, args.budget)
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    record = reproduce_variant(args.variant, args.budget, args.out)
+    print(f"wrote {record['path']} ({record['wall_s']:.0f} s, {record['env_steps']:,} env steps)")
+    return record
+
+
+if __name__ == "__main__":
+    main()
