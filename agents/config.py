@@ -21,7 +21,9 @@ parameters train with the networks through ``comm_coef * cost``. Without them th
 parameter trees and training are exactly those of the plain channel. ``comm_coef_warmup:
 [begin, finish]`` (PPO) ramps that coefficient linearly from 0 to ``comm_coef`` between those
 fractions of ``num_updates`` (``agents.mappo.comm_coef_at``); left empty, the loss is exactly
-the one without the key.
+the one without the key. ``comm_coef_senders: [w_0, ..., w_{N-1}]`` (PPO, CommNet) weighs each
+sender's cost in that sum (``[1, 0]``: a speaker's messages alone are priced); left empty, every
+weight is 1 and the loss is exactly the one without the key.
 
 YAML files stay flat: ``algorithm`` picks the class and every other key must be one of its
 fields, so a key the chosen algorithm would ignore (``encoder`` for IQL) is a
@@ -146,6 +148,8 @@ class Config:
             return checks.real(owner, name, _yaml_float(value), 0, 1 if name in UNIT else None)
         if name == "comm_coef_warmup":
             return _checked_warmup(value)
+        if name == "comm_coef_senders":
+            return _checked_weights(value)
         if name == "env":  # a registered id, or jaxmarl:<id> (built when validated)
             if isinstance(value, str) and value.startswith(dcgenv.registry.JAXMARL):
                 return value
@@ -231,6 +235,9 @@ class PPOConfig(Config):
     # multiplied by a linear ramp, 0 before begin, 1 after finish (begin == finish: a step);
     # empty (the default): lambda from the first update, exactly as without the key
     comm_coef_warmup: tuple = ()
+    # per-sender weights of the channel cost, one float >= 0 per agent (e.g. [1, 0]: only the
+    # first agent's messages are priced); empty (the default): every sender weighs 1
+    comm_coef_senders: tuple = ()
     num_steps: int = 20  # rollout length per update
     update_epochs: int = 4
     num_minibatches: int = 4  # minibatches of environments
@@ -270,6 +277,13 @@ class PPOConfig(Config):
                                      "(or set comm: commnet)")
         if self.curriculum:
             _check_curriculum(self.curriculum, self.environment[1])
+        if self.comm_coef_senders:
+            n = self.environment[0].num_agents
+            if len(self.comm_coef_senders) != n or self.comm != "commnet":
+                raise ValueError(f"config key 'comm_coef_senders': got "
+                                 f"{list(self.comm_coef_senders)!r}; allowed with comm: "
+                                 f"commnet only, one weight per agent ({n} for {self.env}), "
+                                 "or [] for all 1")
         if self.obs_embedding and not hasattr(self.environment[0], "sparse_obs"):
             raise ValueError(f"config key 'obs_embedding': {self.env} has no sparse "
                              "observation (env.sparse_obs); allowed: true only for "
@@ -362,6 +376,21 @@ def _checked_warmup(value) -> tuple:
     if not 0 <= begin <= finish <= 1:
         raise ValueError(f"config key 'comm_coef_warmup': got {list(value)!r}; {allowed}")
     return (float(begin), float(finish))
+
+
+def _checked_weights(value) -> tuple:
+    """``comm_coef_senders`` as a tuple of floats >= 0, or ``()`` (also from ``None`` or an
+    empty list); ``ValueError`` naming the key, the value and what is allowed."""
+    if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
+        return ()
+    allowed = "allowed: a list of finite floats >= 0, one per agent, or [] for all 1"
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"config key 'comm_coef_senders': got {value!r}; {allowed}")
+    weights = tuple(_yaml_float(v) for v in value)
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < float("inf")
+               for w in weights):
+        raise ValueError(f"config key 'comm_coef_senders': got {list(value)!r}; {allowed}")
+    return tuple(float(w) for w in weights)
 
 
 def _yaml_float(value):

@@ -102,7 +102,8 @@ def make_networks(config: PPOConfig, env, env_params) -> tuple[nets.Actor, nets.
     actor = nets.Actor(nets.head_spec(env.action_space(env_params)), config.hidden,
                        config.encoder, config.hops if config.comm == "commnet" else 0,
                        config.message_dim, config.aggregate, config.message_channel,
-                       config.gradient_tau, config.gradient_budget_k, config.bottleneck)
+                       config.gradient_tau, config.gradient_budget_k, config.bottleneck,
+                       cost_weights=config.comm_coef_senders)
     return actor, nets.Critic(config.hidden, centralised=config.algorithm == "mappo")
 
 

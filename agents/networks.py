@@ -325,6 +325,9 @@ class Actor(nn.Module):
     alive senders and hops of this step, plus :func:`message_sums` (over hops; ``counts``
     stacked, ``[hops, elements, categories]``) for an entropy-coded or gated channel, whose
     parameters are ``channel_{hop}``. ``hops=0`` is an actor without communication.
+    ``cost_weights`` (one float per agent; empty: every weight 1, exactly the plain sum) weighs
+    each sender's ``cost`` in that sum, e.g. ``(1, 0)`` prices a speaker's messages only; the
+    ``bits`` stay the plain sum.
 
     The pieces of :mod:`agents.attention` (all off by default, which is exactly the actor
     without them): ``aggregate="gradient_aware"`` (TarMAC scores shifted by ``gradient_tau *
@@ -353,6 +356,7 @@ class Actor(nn.Module):
     budget_k: int = 0
     bottleneck: str = "none"
     expose_messages: bool = False
+    cost_weights: tuple[float, ...] = ()  # per-sender weights of the cost (() = all 1)
 
     @nn.compact
     def __call__(self, carry, obs, alive, reset, key, train: bool, stat=None, perturb=None,
@@ -392,7 +396,9 @@ class Actor(nn.Module):
             c = self._aggregate(h, m, g, alive)
             h = nn.tanh(nn.Dense(self.hidden)(h) + nn.Dense(self.hidden)(c) + h0)
             bits += jnp.sum(stats["bits"] * alive_f)
-            cost += jnp.sum(stats["cost"] * alive_f)
+            weight = alive_f if not self.cost_weights else alive_f * jnp.asarray(
+                self.cost_weights, jnp.float32)
+            cost += jnp.sum(stats["cost"] * weight)
         messages = self.hops * alive_f.sum()
         dists = {}
         for head in self.heads:

@@ -3,6 +3,7 @@
     python -m baselines.reproduce gridworld_ddcl --budget cpu
     python -m baselines.gridworld_ddcl --variant warmup --budget cpu   # the lambda warm-up rows
     python -m baselines.gridworld_ddcl --variant warmup_early --budget cpu   # an earlier ramp
+    python -m baselines.gridworld_ddcl --variant speaker --budget cpu   # price the speaker only
 
 The DDCL paper (Kapoor et al. 2025, arXiv 2511.01554, its GridWorld "goal" experiment) trains a
 speaker, who sees the goal, and a listener, who must walk to it, with MAPPO for 1M steps, messages
@@ -29,10 +30,11 @@ Success and return are greedy, ``eval_episodes`` per seed.
 ``comm_coef_warmup``: lambda ramps linearly from 0 at ``begin`` to its value at ``finish``
 (fractions of the updates), so the protocol forms unpriced before its length is priced. The
 warm-up rows have their own configs, ``configs/results/gridworld_ddcl_<variant>_<budget>.yaml``
-(variants ``warmup``: ramp over 30%-60% of the updates; ``warmup_early``: 10%-30%), run by this
-module's command line (``--variant``), which writes ``gridworld_ddcl_<variant>.json``
-(``..._<budget>.json`` for other budgets than ``cpu``) beside the row's, and its figure, with
-the same table columns plus the warm-up.
+(variants ``warmup``: ramp over 30%-60% of the updates; ``warmup_early``: 10%-30%;
+``speaker``: 10%-30% with the speaker's messages alone priced, ``comm_coef_senders: [1,
+0]``), run by this module's command line (``--variant``), which writes
+``gridworld_ddcl_<variant>.json`` (``..._<budget>.json`` for other budgets than ``cpu``)
+beside the row's, and its figure, with the same table columns plus the warm-up.
 """
 
 from __future__ import annotations
@@ -202,7 +204,7 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-VARIANTS = ("warmup", "warmup_early")
+VARIANTS = ("warmup", "warmup_early", "speaker")
 
 
 def load_variant(variant: str, budget: str) -> tuple[str, Config]:

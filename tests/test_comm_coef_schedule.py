@@ -117,3 +117,37 @@ def test_gridworld_warmup_variants_load_with_their_ramp():
             assert 0 < agent.comm_coef_warmup[1] < 1 and cfg.lambdas
     with pytest.raises(ValueError, match="unknown variant 'cold'; allowed: warmup"):
         gw.load_variant("cold", "cpu")
+
+
+def test_sender_weights_price_each_senders_cost_and_are_validated():
+    """``comm_coef_senders`` weighs each sender's channel cost in the actor's sum: the
+    weighted costs add up to the plain one, scale with their weight, and ``[1, 1]`` is the
+    plain sum; the bits are never weighted. Bad weights are refused naming the key."""
+    from agents import networks as nets
+    from agents.mappo import make_networks
+
+    cfg = tiny()
+    env, env_params = cfg.environment
+    obs = jax.random.normal(jax.random.key(0), (2, 7))
+    alive, key = jnp.ones(2, bool), jax.random.key(1)
+    plain_actor, _ = make_networks(cfg, env, env_params)
+    params = plain_actor.init(key, jnp.zeros((2, 16)), obs, alive, False, key, True)
+
+    def comm(weights):
+        actor = plain_actor.clone(cost_weights=weights)
+        return actor.apply(params, jnp.zeros((2, 16)), obs, alive, False, key, True)[2]
+
+    plain, speaker, listener = comm(()), comm((1.0, 0.0)), comm((0.0, 1.0))
+    assert float(speaker["cost"]) > 0 and float(listener["cost"]) > 0
+    np.testing.assert_allclose(speaker["cost"] + listener["cost"], plain["cost"], rtol=1e-6)
+    np.testing.assert_allclose(comm((3.0, 0.0))["cost"], 3 * speaker["cost"], rtol=1e-6)
+    assert float(comm((1.0, 1.0))["cost"]) == float(plain["cost"])
+    assert float(speaker["bits"]) == float(plain["bits"])
+    assert make_networks(tiny(comm_coef_senders=[1, 0]), env, env_params)[0].cost_weights == (
+        1.0, 0.0)
+    assert nets.Actor.cost_weights == ()  # the default: the plain sum
+    for bad in ([1.0], [1.0, -1.0], [1.0, float("inf")], "1,0", [True, 0.0]):
+        with pytest.raises(ValueError, match="comm_coef_senders"):
+            tiny(comm_coef_senders=bad)
+    with pytest.raises(ValueError, match="comm_coef_senders.*comm: commnet"):
+        tiny(comm="none", comm_coef_senders=[1, 0])
