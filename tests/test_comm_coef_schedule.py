@@ -115,6 +115,7 @@ def test_gridworld_warmup_variants_load_with_their_ramp():
             assert row == f"gridworld_ddcl_{variant}" and len(cfg.warmup) == 2
             agent = Config.from_dict({**cfg.agent, "comm_coef_warmup": list(cfg.warmup)})
             assert 0 < agent.comm_coef_warmup[1] < 1 and cfg.lambdas
+            assert agent.comm_coef_senders == ((1.0, 0.0) if variant == "speaker" else ())
     with pytest.raises(ValueError, match="unknown variant 'cold'; allowed: warmup"):
         gw.load_variant("cold", "cpu")
 
