@@ -57,6 +57,7 @@ ROWS: dict[str, Callable[[str, Path], dict]] = {
     "referential_estimators": _row("referential_estimators"),
     "rubinstein": _row("rubinstein"),
     "attention_referential": _row("attention_referential"),
+    "negotiation": _row("negotiation"),
 }
 
 
