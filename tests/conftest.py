@@ -58,6 +58,51 @@ def compilation_cache(tmp_path_factory):
             os.environ[name.upper()] = env_before[name]
 
 
+# The suite's longest tests (``--durations``, 2-core machine), started first under ``-n`` so the
+# last minutes are not one of them running alone on one worker while the other worker idles.
+# A prefix matches every parametrisation. Only the order changes; a stale entry costs nothing.
+SLOW_FIRST = (
+    "tests/test_agents_iql.py::test_iql_through_the_train_command_resumes_bit_for_bit",
+    "tests/test_benchmarks_training.py::test_accelerator_script_runs_at_tiny_sizes",
+    "tests/test_reproduce.py::test_smoke_gridworld",
+    "tests/test_params.py::test_traced_out_of_range_params",
+    "tests/test_agents_mappo.py::test_updates_run_and_lower_the_loss_on_their_batch",
+    "tests/test_comms_entropy.py::test_range_coding_round_trips",
+    "tests/test_agents_iql.py::test_each_paper_config_trains_a_few_iterations",
+    "tests/test_reproduce.py::test_smoke_referential",
+    "tests/test_optimistic_reset.py::test_episode_statistics_unchanged",
+    "tests/test_agents_mappo.py::test_make_train_compiles_whole",
+    "tests/test_compact_obs.py::test_expand_obs_recovers_onehot_bit_for_bit",
+    "tests/test_properties.py::test_invariants_under_adversarial_actions",
+    "tests/test_agents_entropy.py::test_iql_nps_trains_the_shared_gated_channel",
+    "tests/test_witsenhausen_reference.py::test_monte_carlo_through_the_env",
+    "tests/test_predator_prey_parity.py::test_magym_matches_original",
+    "tests/test_agents_iql.py::test_loss_and_gradients_match_a_step_by_step_reference",
+    "tests/test_obs_embedding.py::test_embedded_networks_equal_the_onehot_networks",
+    "tests/test_docs.py::test_python_blocks_run",
+    "tests/test_obs_embedding.py::test_mappo_trains_on_embedded_index_observations",
+    "tests/test_witsenhausen_solver.py::test_training_through_the_env_beats_best_affine",
+    "tests/test_referential.py::test_gradient_training_reaches_95_percent",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest tests first (``SLOW_FIRST``), the rest in collection order.
+
+    Under ``-n`` every worker must collect the same list in the same order; this is a stable,
+    deterministic sort, so they do. Without ``-n`` the order is left alone, so that a module's
+    fixtures are built once. xdist's scheduler hands out the ``ONE_WORKER`` groups first
+    (it orders work units by size), then single tests in this order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: keep modules together
+        return
+
+    def rank(item):
+        ids = [i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix)]
+        return ids[0] if ids else len(SLOW_FIRST)
+
+    items[:] = sorted(items, key=rank)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """``-n``'s test-by-test load balancing, except for the ``ONE_WORKER`` modules."""

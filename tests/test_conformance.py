@@ -103,15 +103,23 @@ def test_reset_step_jit_match_spaces_and_step_traces_once(env_id):
 
 
 def test_vmap_64_same_key_same_result_vmapped_equals_looped(env_id):
-    env, params = dcgenv.make(env_id)
-    run = jax.jit(random_run(env, num_steps=3 * SHORT))  # test_obs_is_get_obs_...'s program
+    """Same key, same trajectory; ``vmap`` over 64 keys equals the loop over them; different
+    keys give different trajectories. ``step`` observes the state it returns (the auto-reset
+    selects the state, then observes it once): ``obs == get_obs(state)`` bit for bit on every
+    step, reset steps included (episodes cut to ``SHORT`` steps so that resets happen)."""
+    env, params = make(env_id, max_steps_in_episode=SHORT)
+    run = jax.jit(random_run(env, num_steps=3 * SHORT))
     keys = jax.random.split(jax.random.key(3), 64)
     batched = jax.jit(jax.vmap(run, in_axes=(0, None)))(keys, params)
     assert jax.tree.leaves(batched)[0].shape[0] == 64
+    get_obs = jax.jit(jax.vmap(lambda s: env.get_obs(s, params)))
     for i in range(3):
         one = run(keys[i], params)
         assert_tree_equal(one, run(keys[i], params))  # same key, same result
         assert_tree_equal(one, jax.tree.map(lambda x, i=i: x[i], batched))  # vmap == loop
+        obs, states, _, term, trunc = one[:5]
+        assert np.asarray(term | trunc).any()  # the check below covers reset steps
+        assert_tree_equal(obs, get_obs(states))
     # different keys give different trajectories (the env does use its key)
     rewards_obs = [np.asarray(leaf) for leaf in jax.tree.leaves((batched[0], batched[2]))]
     assert any(not np.all(leaf == leaf[:1]) for leaf in rewards_obs)
@@ -181,14 +189,6 @@ def test_auto_reset_and_final_observation(env_id):
         else:
             assert_tree_equal(at(obs, t), final_obs)
             assert_tree_equal(at(states, t), final_state)
-
-
-def test_obs_is_get_obs_of_the_returned_state(env_id):
-    """``step`` observes the state it returns (the auto-reset selects the state, then observes
-    it once): ``obs == get_obs(state)`` bit for bit on every step, reset steps included."""
-    env, params = make(env_id, max_steps_in_episode=SHORT)
-    obs, states, *_ = jax.jit(random_run(env, num_steps=3 * SHORT))(jax.random.key(11), params)
-    assert_tree_equal(obs, jax.jit(jax.vmap(lambda s: env.get_obs(s, params)))(states))
 
 
 def test_bad_ids_and_overrides_raise(env_id):

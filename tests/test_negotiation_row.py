@@ -1,5 +1,5 @@
 """The RESULTS.md row ``negotiation`` (``baselines/negotiation.py``): its smoke budget end to end
-(2 cells, tiny sizes) and its cell names."""
+(one cell, tiny sizes) and its cell names."""
 
 from __future__ import annotations
 
