@@ -58,6 +58,7 @@ ROWS: dict[str, Callable[[str, Path], dict]] = {
     "rubinstein": _row("rubinstein"),
     "attention_referential": _row("attention_referential"),
     "negotiation": _row("negotiation"),
+    "tj_ddcl": _row("tj_ddcl"),
 }
 
 

@@ -1,0 +1,230 @@
+"""Traffic Junction medium and hard under DDCL and its baselines: a multi-session, resumable row.
+
+    python -m baselines.reproduce tj_ddcl --budget cpu       # start, or continue, every cell
+    python -m baselines.tj_ddcl --budget cpu --resume         # the same, by this module
+    python -m baselines.tj_ddcl --budget cpu --runs-dir DIR   # checkpoints under DIR
+
+Issue 18, row 1: IC3Net's Traffic Junction levels (Singh et al. 2019, ICLR, "Learning when to
+communicate at scale"; github.com/IC3Net/IC3Net
+``ic3net-envs/ic3net_envs/traffic_junction_env.py``), medium (10 cars, 14 x 14) and hard
+(20 cars, 18 x 18), at the environment's default fixed add rates 0.2 / 0.05
+(``dcgenv.envs.traffic_junction``). Each cell is one level under one channel:
+``silent``, ``continuous`` (counted at 32 bits per float), ``fakequant`` at 4 / 8 / 16 bits
+(the straight-through baselines of the DDCL paper, Kapoor et al. 2025, arXiv 2511.01554) and
+``ddcl`` at each lambda of the config (``comm_coef``) with delta 1/15, the authors' for TJ
+(github.com/AdityaKapoor74/Multi-Agent-Limited-Comms ``MAGIC/baselines/comm.py``,
+``get_comms_noise``: ``delta = 1 / num_messages``, 15 by default in
+``MAGIC/baselines/run_baselines.py``, which its TJ scripts keep). The learner is the project's
+MAPPO with a one-hop CommNet actor with attention (``configs/results/tj_ddcl_<budget>.yaml``,
+its ``agent`` section), ``num_seeds`` seeds vmapped inside one compiled run, on the compact
+``obs_mode: index`` observations with an embedding first layer.
+
+Every cell trains through ``baselines.train.train`` into its own run directory,
+``<runs_dir>/<budget>/<cell>`` (default ``runs_dir``: ``$HOME/dcgenv_runs/tj_ddcl``, outside
+the work tree), checkpointing every ``checkpoint_every`` updates; a killed session loses at most
+that many updates. Running the row again resumes every unfinished cell bit for bit (the train
+command's guarantee) and skips every finished one (its ``results.json`` exists). When all cells
+are finished the row reports, per cell, greedy success over ``eval_episodes`` episodes per seed
+and bits per message (Elias, as the learner's evaluation logs them; ``continuous`` counted at 32
+bits per float), mean and std over seeds, and plots success against bits per level. While some
+cells are unfinished (``max_cells`` per session reached, or the session was killed) it writes a
+progress table instead (updates done / planned, latest training success), marked
+``"finished": false``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FLOAT_BITS = 32  # a continuous message element counted as one float32
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A budget of the row: the learner's config (``agents.config``) shared by all cells, the
+    levels (``TrafficJunction-<level>-v0``), the channels, the FakeQuant widths, the DDCL
+    lambdas and delta, ``runs_dir`` (empty: ``$HOME/dcgenv_runs/tj_ddcl``) and ``max_cells``
+    (cells trained per invocation; 0: all)."""
+
+    agent: dict
+    levels: tuple[str, ...] = ("medium", "hard")
+    channels: tuple[str, ...] = ("silent", "continuous", "fakequant", "ddcl")
+    fakequant_bits: tuple[int, ...] = (4, 8, 16)
+    lambdas: tuple[float, ...] = (1e-4, 1e-3, 5e-3)
+    delta: float = 1 / 15  # the DDCL repo's: 1 / num_messages, num_messages 15
+    runs_dir: str = ""
+    max_cells: int = 0
+
+
+def cells(cfg: Config) -> list[tuple[str, dict]]:
+    """``[(name, learner config dict)]``, level-major, in the order they train."""
+    out = []
+    for level in cfg.levels:
+        base = {**cfg.agent, "env": f"TrafficJunction-{level}-v0"}
+        for channel in cfg.channels:
+            if channel == "fakequant":
+                for b in cfg.fakequant_bits:
+                    out.append((f"{level}-fakequant{b}", {**base, "channel": "fakequant",
+                                                          "channel_kwargs": {"bits": b}}))
+            elif channel == "ddcl":
+                for lam in cfg.lambdas:
+                    out.append((f"{level}-ddcl{lam:g}", {
+                        **base, "channel": "ddcl", "comm_coef": lam,
+                        "channel_kwargs": {"delta": cfg.delta}}))
+            else:
+                out.append((f"{level}-{channel}", {**base, "channel": channel,
+                                                   "channel_kwargs": {}}))
+    return out
+
+
+def runs_root(cfg: Config, budget: str, runs_dir: str | None = None) -> Path:
+    root = runs_dir or cfg.runs_dir or os.path.join(os.path.expanduser("~"), "dcgenv_runs",
+                                                     "tj_ddcl")
+    return Path(root) / budget
+
+
+def cell_status(path: Path, planned: int) -> dict:
+    """Updates done (from ``metrics.jsonl``), planned, latest training success, finished."""
+    rows = []
+    if (path / "metrics.jsonl").exists():
+        for line in (path / "metrics.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if "update" in row:
+                rows.append(row)
+    return {"updates": rows[-1]["update"] if rows else 0, "planned": planned,
+            "train_success": rows[-1].get("success") if rows else None,
+            "finished": (path / "results.json").exists()}
+
+
+def train_cell(values: dict, path: Path) -> dict:
+    """Train (or resume) one cell into ``path``; its ``results.json`` if finished."""
+    from agents.config import Config as AgentConfig
+    from baselines import checkpoint
+    from baselines.train import train
+
+    if (path / "results.json").exists():
+        return json.loads((path / "results.json").read_text())
+    config = AgentConfig.from_dict(values)
+    resume = checkpoint.latest_step(path) is not None
+    results, _ = train(config, path, resume=resume, show_progress=False)
+    return results
+
+
+def summarise(name: str, results: dict) -> dict:
+    seeds = results["eval"]["per_seed"]
+    channel = results["config"]["channel"]
+    dim = results["config"]["message_dim"]
+    bits = [FLOAT_BITS * dim if channel == "continuous" else s["bits_per_message"]
+            for s in seeds]
+    succ = [s["success"] for s in seeds]
+    return {"cell": name, "level": name.split("-")[0], "channel": name.split("-", 1)[1],
+            "success": {"mean": float(np.mean(succ)), "std": float(np.std(succ))},
+            "bits_per_message": {"mean": float(np.mean(bits)), "std": float(np.std(bits))},
+            "seeds": [{"success": s, "bits_per_message": b}
+                      for s, b in zip(succ, bits, strict=True)],
+            "env_steps": int(results["env_steps"]), "sessions": len(results.get("sessions", []))}
+
+
+def run(cfg: Config, budget: str = "cpu", runs_dir: str | None = None) -> dict:
+    """Train every unfinished cell (at most ``max_cells``), then the report or the progress."""
+    root = runs_root(cfg, budget, runs_dir)
+    todo = cells(cfg)
+    trained = 0
+    for name, values in todo:
+        path = root / name
+        if (path / "results.json").exists():
+            continue
+        if cfg.max_cells and trained >= cfg.max_cells:
+            break
+        train_cell(values, path)
+        trained += 1
+    status = {name: cell_status(root / name, values["num_updates"]) for name, values in todo}
+    out = {"runs_dir": str(root), "finished": all(s["finished"] for s in status.values()),
+           "progress": status}
+    if out["finished"]:
+        out["cells"] = [summarise(name, json.loads((root / name / "results.json").read_text()))
+                        for name, _ in todo]
+    return out
+
+
+def table(result: dict) -> str:
+    if not result["finished"]:
+        lines = ["Unfinished: progress (continue with python -m baselines.tj_ddcl --resume)",
+                 "| cell | updates done / planned | latest training success |", "|---|---|---|"]
+        for name, s in result["progress"].items():
+            succ = "-" if s["train_success"] is None else f"{s['train_success']:.3f}"
+            lines.append(f"| {name} | {s['updates']} / {s['planned']} | {succ} |")
+        return "\n".join(lines)
+    lines = ["| cell | greedy success | bits per message | sessions |", "|---|---|---|---|"]
+    for c in result["cells"]:
+        s, b = c["success"], c["bits_per_message"]
+        lines.append(f"| {c['cell']} | {s['mean']:.3f} ± {s['std']:.3f} | "
+                     f"{b['mean']:.1f} ± {b['std']:.1f} | {c['sessions']} |")
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> list[Path]:
+    """One success-vs-bits figure per level (log bits axis): ``<stem>_<level>.png`` beside
+    ``path``; nothing while cells are unfinished."""
+    if not result["finished"]:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for level in sorted({c["level"] for c in result["cells"]}):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for c in (c for c in result["cells"] if c["level"] == level):
+            ax.errorbar(max(c["bits_per_message"]["mean"], 1e-2), c["success"]["mean"],
+                        yerr=c["success"]["std"], fmt="o", label=c["channel"])
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per message")
+        ax.set_ylabel("greedy success")
+        ax.set_title(f"Traffic Junction {level}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out = path.with_name(f"{path.stem}_{level}.png")
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        written.append(out)
+    return written
+
+
+def reproduce(budget: str, out_dir, runs_dir: str | None = None) -> dict:
+    """RESULTS.md row ``tj_ddcl`` with ``configs/results/tj_ddcl_<budget>.yaml``."""
+    from baselines import reproduce as rep
+
+    return rep.run_row("tj_ddcl", budget, out_dir, Config,
+                       lambda cfg: run(cfg, budget, runs_dir),
+                       lambda result, path: plot(result, path),
+                       lambda out, cfg: table(out),
+                       lambda out: sum(c["env_steps"] for c in out.get("cells", [])))
+
+
+def main(argv=None) -> dict:
+    from baselines import reproduce as rep
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", default="cpu", help="smoke, cpu or full")
+    parser.add_argument("--out", default=str(rep.RESULTS), help="folder for the JSON")
+    parser.add_argument("--runs-dir", default=None, help="root of the cells' run directories")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue unfinished cells (always done; kept for clarity)")
+    args = parser.parse_args(argv)
+    try:
+        rep.check_budget(args.budget)
+    except ValueError as err:
+        parser.error(str(err))
+    return reproduce(args.budget, Path(args.out), args.runs_dir)
+
+
+if __name__ == "__main__":
+    main()
