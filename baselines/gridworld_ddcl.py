@@ -48,7 +48,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
 from agents import make_trainer
 from agents.config import Config as AgentConfig
@@ -216,14 +215,7 @@ def load_variant(variant: str, budget: str) -> tuple[str, Config]:
         raise ValueError(f"baselines.gridworld_ddcl: unknown variant {variant!r}; allowed: "
                          f"{', '.join(VARIANTS)}")
     row = f"gridworld_ddcl_{variant}"
-    path = rep.CONFIGS / f"{row}_{rep.check_budget(budget)}.yaml"
-    data = yaml.safe_load(path.read_text()) or {}
-    allowed = [f.name for f in dataclasses.fields(Config)]
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ValueError(f"{path.name}: unknown key(s) {unknown}; allowed: {', '.join(allowed)}")
-    tup = lambda v: tuple(tup(x) for x in v) if isinstance(v, list) else v
-    return row, Config(**{k: tup(v) for k, v in data.items()})
+    return row, rep.load_yaml(rep.CONFIGS / f"{row}_{rep.check_budget(budget)}.yaml", Config)
 
 
 def reproduce_variant(variant: str, budget: str, out_dir) -> dict:

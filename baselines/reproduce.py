@@ -79,7 +79,13 @@ def check_budget(budget: str) -> str:
 def load_config(row: str, budget: str, cls: type) -> Any:
     """``cls(**configs/results/<row>_<budget>.yaml)``; lists become tuples, and a key that is
     not a field of ``cls`` is a ValueError naming the allowed keys."""
-    path = CONFIGS / f"{check_row(row)}_{check_budget(budget)}.yaml"
+    return load_yaml(CONFIGS / f"{check_row(row)}_{check_budget(budget)}.yaml", cls)
+
+
+def load_yaml(path: Path, cls: type) -> Any:
+    """``cls(**path)`` for a YAML file of ``cls``'s fields, as :func:`load_config` reads a
+    row's config (a variant's config too); lists become tuples, and an unknown key is a
+    ValueError naming the allowed keys."""
     data = yaml.safe_load(path.read_text()) or {}
     allowed = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(allowed))
