@@ -21,9 +21,12 @@ its ``agent`` section), ``num_seeds`` seeds vmapped inside one compiled run, on 
 
 Every cell trains through ``baselines.train.train`` into its own run directory,
 ``<runs_dir>/<budget>/<cell>`` (default ``runs_dir``: ``$HOME/dcgenv_runs/tj_ddcl``, outside
-the work tree), checkpointing every ``checkpoint_every`` updates; a killed session loses at most
-that many updates. Running the row again resumes every unfinished cell bit for bit (the train
-command's guarantee) and skips every finished one (its ``results.json`` exists). When all cells
+the work tree), checkpointing every ``checkpoint_every`` updates; a killed run loses at most
+that many updates, and running the row again resumes every unfinished cell bit for bit (the
+train command's guarantee). A finished cell also writes its summary (success and bits per seed,
+env steps, training seconds, date) to ``<out>/tj_ddcl[_<budget>]_cells/<cell>.json``, beside
+the row's JSON and committed with it: a session whose ``$HOME`` is new (no checkpoints) skips
+the cells finished in earlier sessions through these summaries, and trains the rest. When all cells
 are finished the row reports, per cell, greedy success over ``eval_episodes`` episodes per seed
 and bits per message (Elias, as the learner's evaluation logs them; ``continuous`` counted at 32
 bits per float), mean and std over seeds, and plots success against bits per level. While some
@@ -38,6 +41,7 @@ import argparse
 import dataclasses
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -128,27 +132,63 @@ def summarise(name: str, results: dict) -> dict:
             "bits_per_message": {"mean": float(np.mean(bits)), "std": float(np.std(bits))},
             "seeds": [{"success": s, "bits_per_message": b}
                       for s, b in zip(succ, bits, strict=True)],
-            "env_steps": int(results["env_steps"]), "sessions": len(results.get("sessions", []))}
+            "env_steps": int(results["env_steps"]), "sessions": len(results.get("sessions", [])),
+            "train_s": round(sum(x.get("train_s", 0.0) for x in results.get("sessions", [])), 1),
+            "train_success": (results.get("final_train") or {}).get("success")}
 
 
-def run(cfg: Config, budget: str = "cpu", runs_dir: str | None = None) -> dict:
-    """Train every unfinished cell (at most ``max_cells``), then the report or the progress."""
+def cells_dir(out_dir: Path, budget: str) -> Path:
+    """Where finished cells' summaries go: ``<out_dir>/tj_ddcl[_<budget>]_cells``."""
+    return Path(out_dir) / ("tj_ddcl_cells" if budget == "cpu" else f"tj_ddcl_{budget}_cells")
+
+
+def saved_summary(folder: Path, name: str, values: dict) -> dict | None:
+    """The committed summary of cell ``name`` if it exists and was trained with ``values``; a
+    summary of other settings is a ValueError (the config changed under a finished cell)."""
+    path = folder / f"{name}.json"
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("values") != json.loads(json.dumps(values)):
+        raise ValueError(f"{path}: this cell was trained with other settings than "
+                         f"configs/results' now; delete it to retrain the cell")
+    return saved
+
+
+def run(cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
+        out_dir: Path | None = None) -> dict:
+    """Train every unfinished cell (at most ``max_cells``), then the report or the progress.
+    A cell is finished when its summary is in ``cells_dir(out_dir)`` or its run directory has
+    a ``results.json`` (whose summary is then written there)."""
+    from baselines import reproduce as rep
+
     root = runs_root(cfg, budget, runs_dir)
+    folder = cells_dir(rep.RESULTS if out_dir is None else out_dir, budget)
     todo = cells(cfg)
-    trained = 0
+    summaries, trained = {}, 0
     for name, values in todo:
-        path = root / name
-        if (path / "results.json").exists():
-            continue
-        if cfg.max_cells and trained >= cfg.max_cells:
-            break
-        train_cell(values, path)
-        trained += 1
-    status = {name: cell_status(root / name, values["num_updates"]) for name, values in todo}
-    out = {"runs_dir": str(root), "finished": all(s["finished"] for s in status.values()),
-           "progress": status}
+        saved = saved_summary(folder, name, values)
+        if saved is None and not (root / name / "results.json").exists():
+            if cfg.max_cells and trained >= cfg.max_cells:
+                continue
+            train_cell(values, root / name)
+            trained += 1
+        if saved is None and (root / name / "results.json").exists():
+            results = json.loads((root / name / "results.json").read_text())
+            saved = {**summarise(name, results), "values": values,
+                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{name}.json").write_text(json.dumps(saved, indent=1))
+        if saved is not None:
+            summaries[name] = saved
+    status = {name: ({"updates": values["num_updates"], "planned": values["num_updates"],
+                      "train_success": summaries[name].get("train_success"), "finished": True}
+                     if name in summaries else cell_status(root / name, values["num_updates"]))
+              for name, values in todo}
+    out = {"runs_dir": str(root), "cells_dir": str(folder), "progress": status,
+           "finished": len(summaries) == len(todo)}
     if out["finished"]:
-        out["cells"] = [summarise(name, json.loads((root / name / "results.json").read_text()))
+        out["cells"] = [{k: v for k, v in summaries[name].items() if k != "values"}
                         for name, _ in todo]
     return out
 
@@ -203,7 +243,7 @@ def reproduce(budget: str, out_dir, runs_dir: str | None = None) -> dict:
     from baselines import reproduce as rep
 
     return rep.run_row("tj_ddcl", budget, out_dir, Config,
-                       lambda cfg: run(cfg, budget, runs_dir),
+                       lambda cfg: run(cfg, budget, runs_dir, out_dir),
                        lambda result, path: plot(result, path),
                        lambda out, cfg: table(out),
                        lambda out: sum(c["env_steps"] for c in out.get("cells", [])))
