@@ -23,7 +23,12 @@ def test_pointwise_via_dispatch_improves_two_point_and_reports_the_exact_cost(tm
     saved = json.loads((tmp_path / "witsenhausen_pointwise.json").read_text())
     assert saved["exact_cost"] == result["exact_cost"] and "policy" not in saved
     assert result["initial_exact_cost"] == pytest.approx(R.expected_cost(R.two_point(5.0)))
-    assert result["exact_cost"] < 0.85 * result["initial_exact_cost"]  # 0.404 -> 0.33
+    # After 30 rounds from two_point the iteration is still descending, and where it has got
+    # to depends on the last bits of the FFTs (0.30-0.35 when they are perturbed by 1e-15 to
+    # 1e-11 relative, on one CPU): assert what holds on every path, each round lowering the
+    # discretised cost and the exact cost down by over 10% (0.404 -> at most 0.351).
+    assert np.all(np.diff(result["discretised_cost_history"]) < 0)
+    assert result["exact_cost"] < 0.9 * result["initial_exact_cost"]
     assert result["exact_cost"] == R.expected_cost(result["policy"])
     # the saved table is the policy; an independent integration of it agrees
     assert P.independent_cost(saved["table"]["x0"], saved["table"]["x1"], 0.2, 5.0) == (
