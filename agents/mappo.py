@@ -459,7 +459,8 @@ def make_trainer(config: PPOConfig, progress=None) -> Trainer:
 def evaluate_greedy(env, env_params, policy, carry_shape, key, message_zeros=None):
     """Play ``carry_shape[0]`` episodes (one per env, the first episode of each counted) with
     ``policy(carry, obs, reset, key) -> (carry, action, comm)``; mean success, team return,
-    CommNet bits per message and the env's own bits per episode, and the learned coding's
+    episode length (env steps; the time limit where an episode did not end sooner), CommNet
+    bits per message and the env's own bits per episode, and the learned coding's
     metrics (``nets.message_metrics``) of the ``comm`` entries ``message_zeros`` names."""
     episodes = carry_shape[0]
     k_reset, key = jax.random.split(key)
@@ -477,6 +478,7 @@ def evaluate_greedy(env, env_params, policy, carry_shape, key, message_zeros=Non
         first = info["returned_episode"] & ~seen
         acc = {"success": acc["success"] + jnp.sum(first * logged_success(info)),
                "return": acc["return"] + jnp.sum(first * info["returned_team_return"]),
+               "length": acc["length"] + jnp.sum(first * info["returned_episode_length"]),
                "bits": acc["bits"] + jnp.sum(comm["bits"] * ~seen),
                "messages": acc["messages"] + jnp.sum(comm["messages"] * ~seen),
                "env_bits": acc["env_bits"] + jnp.sum(read_info(info, done).bits * ~seen),
@@ -484,7 +486,7 @@ def evaluate_greedy(env, env_params, policy, carry_shape, key, message_zeros=Non
                         for k, v in acc["sums"].items()}}
         return (obs, env_state, carry, done, seen | first, acc), None
 
-    acc = dict.fromkeys(("success", "return", "bits", "messages", "env_bits"),
+    acc = dict.fromkeys(("success", "return", "length", "bits", "messages", "env_bits"),
                         jnp.zeros((), jnp.float32))
     acc["sums"] = message_zeros or {}
     state = (obs, env_state, jnp.zeros(carry_shape), jnp.ones(episodes, bool),
@@ -492,7 +494,7 @@ def evaluate_greedy(env, env_params, policy, carry_shape, key, message_zeros=Non
     (*_, seen, acc), _ = jax.lax.scan(step, state, jax.random.split(
         key, env_params.max_steps_in_episode))
     return {"episodes": seen.sum(), "success": acc["success"] / episodes,
-            "return": acc["return"] / episodes,
+            "return": acc["return"] / episodes, "length": acc["length"] / episodes,
             "bits_per_message": acc["bits"] / jnp.maximum(acc["messages"], 1.0),
             "env_bits_per_episode": acc["env_bits"] / episodes,
             **nets.message_metrics(acc["sums"], acc["messages"])}

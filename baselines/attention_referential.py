@@ -439,7 +439,7 @@ def table(result: dict, cfg: Config | None = None) -> str:
     return "\n".join(lines)
 
 
-def plot(result: dict, path: Path) -> tuple[Path, Path]:
+def plot(result: dict, path: Path) -> list[Path]:
     """``<path stem>_curves.png`` (accuracy against games, seed mean, one line per cell) and
     ``<path stem>_vq.png`` (post-hoc VQ accuracy against codebook bits)."""
     import matplotlib
@@ -480,23 +480,16 @@ def plot(result: dict, path: Path) -> tuple[Path, Path]:
     fig.tight_layout()
     fig.savefig(vq_path, dpi=90)
     plt.close(fig)
-    return curves, vq_path
+    return [curves, vq_path]
 
 
 def reproduce(budget: str, out_dir) -> dict:
-    """RESULTS.md row ``attention_referential``: ``baselines.reproduce.run_row``'s steps, with
-    two figures (``..._curves.png`` recorded as the row's figure, and ``..._vq.png``)."""
+    """RESULTS.md row ``attention_referential`` through ``baselines.reproduce.run_row``, with
+    two figures (``result["figures"]``; ``..._curves.png`` is the row's ``figure``)."""
     from baselines import reproduce as rep
 
-    cfg = rep.load_config(ROW, budget, Config)
-    start = time.perf_counter()
-    result = run(cfg)
-    wall = time.perf_counter() - start
-    curves, _ = plot(result, rep.figure_path(ROW, budget, out_dir))
-    result["table"] = table(result, cfg)
-    print(result["table"])
-    return rep.write_result(ROW, budget, out_dir, cfg, result, wall, result["env_steps"],
-                            curves)
+    return rep.run_row(ROW, budget, out_dir, Config, run, plot, table,
+                       lambda result: result["env_steps"])
 
 
 def main(argv: list[str] | None = None) -> dict:

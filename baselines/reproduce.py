@@ -50,6 +50,14 @@ def _row(module: str) -> Callable[[str, Path], dict]:
     return run
 
 
+def _grid_row(row: str) -> Callable[[str, Path], dict]:
+    """A row of ``baselines/comm_grid.py``: one environment family under several channels."""
+    def run(budget: str, out_dir: Path) -> dict:
+        return importlib.import_module("baselines.comm_grid").reproduce(row, budget, out_dir)
+    run.__doc__ = f"baselines/comm_grid.py: reproduce({row!r}, budget, out_dir)"
+    return run
+
+
 # one entry per RESULTS.md row: name -> function(budget, out_dir) -> result dict
 ROWS: dict[str, Callable[[str, Path], dict]] = {
     "attention_ablation": _row("attention_ablation"),
@@ -58,7 +66,9 @@ ROWS: dict[str, Callable[[str, Path], dict]] = {
     "rubinstein": _row("rubinstein"),
     "attention_referential": _row("attention_referential"),
     "negotiation": _row("negotiation"),
-    "tj_ddcl": _row("tj_ddcl"),
+    "tj_ddcl": _grid_row("tj_ddcl"),
+    "pp_ddcl": _grid_row("pp_ddcl"),
+    "pp_mappo": _grid_row("pp_mappo"),
 }
 
 
@@ -116,6 +126,12 @@ def figure_path(row: str, budget: str, out_dir: Path) -> Path:
     return folder / f"{stem(row, budget)}.png"
 
 
+def _relative(path: Path) -> str:
+    """``path`` relative to the repository root where it lies inside it."""
+    path = Path(path)
+    return str(path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path)
+
+
 def write_result(row: str, budget: str, out_dir: Path, config: Any, result: dict,
                  wall_s: float, env_steps: int, figure: Path | None) -> dict:
     """The run's JSON (documented keys: row, budget, command, config, wall_s, env_steps,
@@ -123,9 +139,7 @@ def write_result(row: str, budget: str, out_dir: Path, config: Any, result: dict
     record = {"row": row, "budget": budget,
               "command": f"python -m baselines.reproduce {row} --budget {budget}",
               "config": dataclasses.asdict(config), "wall_s": wall_s, "env_steps": env_steps,
-              "machine": machine(), "figure": None if figure is None else str(
-                  figure.resolve().relative_to(ROOT) if figure.resolve().is_relative_to(ROOT)
-                  else figure),
+              "machine": machine(), "figure": None if figure is None else _relative(figure),
               "result": result,
               "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     out_dir = Path(out_dir)
@@ -141,14 +155,19 @@ def run_row(row: str, budget: str, out_dir: Path, cls: type, run: Callable[[Any]
             env_steps: Callable[[dict], int]) -> dict:
     """What every row's ``reproduce`` does: its config (:func:`load_config` into ``cls``),
     ``run(config) -> result`` timed, ``plot(result, path)`` to :func:`figure_path`,
-    ``table(result, config)`` printed and kept as ``result["table"]``, then
+    ``table(result, config)`` printed and kept as ``result["table"]`` (a ``plot`` that draws
+    several figures returns their paths: ``result["figures"]``, the first one the record's
+    ``figure``; none drawn: ``figure`` is null), then
     :func:`write_result` with ``env_steps(result)``."""
     config = load_config(row, budget, cls)
     start = time.perf_counter()
     result = run(config)
     wall = time.perf_counter() - start
     figure = figure_path(row, budget, out_dir)
-    plot(result, figure)
+    written = plot(result, figure)  # a row drawing several figures returns their paths
+    if isinstance(written, list):
+        result["figures"] = [_relative(p) for p in written]
+        figure = written[0] if written else None
     result["table"] = table(result, config)
     print(result["table"])
     return write_result(row, budget, out_dir, config, result, wall, env_steps(result), figure)

@@ -128,3 +128,31 @@ def test_ppo_loss_matches_a_reference():
             + config.comm_coef * cost.mean())
     np.testing.assert_allclose([parts["pg_loss"], parts["vf_loss"], total], [pg, vf, want],
                                rtol=1e-4, atol=1e-6)
+
+
+def test_greedy_evaluation_reports_episode_length():
+    """Predators that stay never reach the prey: every episode runs to the time limit. One
+    predator on a 2 x 2 grid stepping onto the prey's cell ends its episode at step 1 or 2."""
+    import jax.numpy as jnp
+
+    import dcgenv
+    from agents.mappo import evaluate_greedy
+    from dcgenv.envs.predator_prey import PredatorPrey
+
+    comm = {"bits": jnp.zeros(()), "messages": jnp.zeros(())}
+
+    def stay(carry, obs, reset, key):
+        return carry, jnp.full(carry.shape[:2], 4), comm
+
+    env, params = dcgenv.make("PredatorPrey-easy-v0")
+    env, params = dcgenv.LogWrapper(env), params.replace(max_steps_in_episode=7)
+    out = evaluate_greedy(env, params, stay, (5, env.num_agents, 1), jax.random.PRNGKey(0))
+    assert out["episodes"] == 5 and out["length"] == 7.0 and out["success"] == 0.0
+
+    tiny = dcgenv.LogWrapper(PredatorPrey(dim=2, num_agents=1, max_steps=5))
+
+    def chase(carry, obs, reset, key):  # toward the prey: right / down / left / up in turn
+        return carry + 1, (carry[..., 0].astype(jnp.int32) % 4), comm
+
+    out = evaluate_greedy(tiny, tiny.default_params, chase, (16, 1, 1), jax.random.PRNGKey(1))
+    assert 1.0 <= float(out["length"]) < 5.0 and out["success"] > 0

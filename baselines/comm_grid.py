@@ -1,38 +1,47 @@
-"""Traffic Junction medium and hard under DDCL and its baselines: a multi-session, resumable row.
+"""Channel grids: one environment family's levels under DDCL and its baselines, cell by cell,
+resumable across sessions. Three RESULTS.md rows use it:
 
-    python -m baselines.reproduce tj_ddcl --budget cpu       # start, or continue, every cell
-    python -m baselines.tj_ddcl --budget cpu --resume         # the same, by this module
-    python -m baselines.tj_ddcl --budget cpu --runs-dir DIR   # checkpoints under DIR
+    python -m baselines.reproduce tj_ddcl --budget cpu    # Traffic Junction medium / hard
+    python -m baselines.reproduce pp_ddcl --budget cpu    # Predator-Prey medium / hard
+    python -m baselines.reproduce pp_mappo --budget cpu   # ma-gym Predator-Prey, comm or not
+    python -m baselines.comm_grid tj_ddcl --budget cpu --runs-dir DIR   # checkpoints under DIR
 
-Issue 18, row 1: IC3Net's Traffic Junction levels (Singh et al. 2019, ICLR, "Learning when to
-communicate at scale"; github.com/IC3Net/IC3Net
+``tj_ddcl`` (issue 18, row 1): IC3Net's Traffic Junction levels (Singh et al. 2019, ICLR,
+"Learning when to communicate at scale"; github.com/IC3Net/IC3Net
 ``ic3net-envs/ic3net_envs/traffic_junction_env.py``), medium (10 cars, 14 x 14) and hard
 (20 cars, 18 x 18), at the environment's default fixed add rates 0.2 / 0.05
-(``dcgenv.envs.traffic_junction``). Each cell is one level under one channel:
-``silent``, ``continuous`` (counted at 32 bits per float), ``fakequant`` at 4 / 8 / 16 bits
-(the straight-through baselines of the DDCL paper, Kapoor et al. 2025, arXiv 2511.01554) and
-``ddcl`` at each lambda of the config (``comm_coef``) with delta 1/15, the authors' for TJ
-(github.com/AdityaKapoor74/Multi-Agent-Limited-Comms ``MAGIC/baselines/comm.py``,
-``get_comms_noise``: ``delta = 1 / num_messages``, 15 by default in
-``MAGIC/baselines/run_baselines.py``, which its TJ scripts keep). The learner is the project's
-MAPPO with a one-hop CommNet actor with attention (``configs/results/tj_ddcl_<budget>.yaml``,
-its ``agent`` section), ``num_seeds`` seeds vmapped inside one compiled run, on the compact
-``obs_mode: index`` observations with an embedding first layer.
+(``dcgenv.envs.traffic_junction``). ``pp_ddcl`` (issue 18, row 2): IC3Net's Predator-Prey
+medium and hard (``ic3net-envs/ic3net_envs/predator_prey_env.py``; ``dcgenv.envs.predator_prey``),
+success and steps to capture. ``pp_mappo`` (issue 19, row 5): MAPPO on ma-gym's Predator-Prey
+(``PredatorPrey-magym-v0``, the environment of the IQL grid, ``docs/iql.md``) with and without
+messages, a second learner on that grid's question.
+
+Each cell is one level under one channel: ``silent``, ``continuous`` (counted at 32 bits per
+float), ``fakequant`` at 4 / 8 / 16 bits (the straight-through baselines of the DDCL paper,
+Kapoor et al. 2025, arXiv 2511.01554) and ``ddcl`` at each lambda of the config
+(``comm_coef``) with delta 1/15, the authors' for TJ (github.com/AdityaKapoor74/Multi-Agent-
+Limited-Comms ``MAGIC/baselines/comm.py``, ``get_comms_noise``: ``delta = 1 / num_messages``,
+15 by default in ``MAGIC/baselines/run_baselines.py``, which its TJ scripts keep). The learner
+is the project's MAPPO with a one-hop CommNet actor with attention
+(``configs/results/<row>_<budget>.yaml``, its ``agent`` section), ``num_seeds`` seeds vmapped
+inside one compiled run, on the compact ``obs_mode: index`` observations with an embedding
+first layer where the family has them.
 
 Every cell trains through ``baselines.train.train`` into its own run directory,
-``<runs_dir>/<budget>/<cell>`` (default ``runs_dir``: ``$HOME/dcgenv_runs/tj_ddcl``, outside
+``<runs_dir>/<budget>/<cell>`` (default ``runs_dir``: ``$HOME/dcgenv_runs/<row>``, outside
 the work tree), checkpointing every ``checkpoint_every`` updates; a killed run loses at most
 that many updates, and running the row again resumes every unfinished cell bit for bit (the
-train command's guarantee). A finished cell also writes its summary (success and bits per seed,
-env steps, training seconds, date) to ``<out>/tj_ddcl[_<budget>]_cells/<cell>.json``, beside
-the row's JSON and committed with it: a session whose ``$HOME`` is new (no checkpoints) skips
-the cells finished in earlier sessions through these summaries, and trains the rest. When all cells
-are finished the row reports, per cell, greedy success over ``eval_episodes`` episodes per seed
-and bits per message (Elias, as the learner's evaluation logs them; ``continuous`` counted at 32
-bits per float), mean and std over seeds, and plots success against bits per level. While some
-cells are unfinished (``max_cells`` per session reached, or the session was killed) it writes a
-progress table instead (updates done / planned, latest training success), marked
-``"finished": false``.
+train command's guarantee). A finished cell also writes its summary (success, bits per message
+and episode length per seed, env steps, training seconds, date) to
+``<out>/<row>[_<budget>]_cells/<cell>.json``, beside the row's JSON and committed with it: a
+session whose ``$HOME`` is new (no checkpoints) skips the cells finished in earlier sessions
+through these summaries, and trains the rest. When all cells are finished the row reports, per
+cell, greedy success, episode length (steps to capture on Predator-Prey) over
+``eval_episodes`` episodes per seed and bits per message (Elias, as the learner's evaluation
+logs them; ``continuous`` counted at 32 bits per float), mean and std over seeds, and plots
+success against bits per level. While some cells are unfinished (``max_cells`` per session
+reached, or the session was killed) it writes a progress table instead (updates done /
+planned, latest training success), marked ``"finished": false``.
 """
 
 from __future__ import annotations
@@ -51,12 +60,13 @@ FLOAT_BITS = 32  # a continuous message element counted as one float32
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A budget of the row: the learner's config (``agents.config``) shared by all cells, the
-    levels (``TrafficJunction-<level>-v0``), the channels, the FakeQuant widths, the DDCL
-    lambdas and delta, ``runs_dir`` (empty: ``$HOME/dcgenv_runs/tj_ddcl``) and ``max_cells``
-    (cells trained per invocation; 0: all)."""
+    """A budget of a row: the learner's config (``agents.config``) shared by all cells, the
+    environment ``family`` and its ``levels`` (``<family>-<level>-v0``), the channels, the
+    FakeQuant widths, the DDCL lambdas and delta, ``runs_dir`` (empty:
+    ``$HOME/dcgenv_runs/<row>``) and ``max_cells`` (cells trained per invocation; 0: all)."""
 
     agent: dict
+    family: str = "TrafficJunction"
     levels: tuple[str, ...] = ("medium", "hard")
     channels: tuple[str, ...] = ("silent", "continuous", "fakequant", "ddcl")
     fakequant_bits: tuple[int, ...] = (4, 8, 16)
@@ -70,7 +80,7 @@ def cells(cfg: Config) -> list[tuple[str, dict]]:
     """``[(name, learner config dict)]``, level-major, in the order they train."""
     out = []
     for level in cfg.levels:
-        base = {**cfg.agent, "env": f"TrafficJunction-{level}-v0"}
+        base = {**cfg.agent, "env": f"{cfg.family}-{level}-v0"}
         for channel in cfg.channels:
             if channel == "fakequant":
                 for b in cfg.fakequant_bits:
@@ -87,9 +97,8 @@ def cells(cfg: Config) -> list[tuple[str, dict]]:
     return out
 
 
-def runs_root(cfg: Config, budget: str, runs_dir: str | None = None) -> Path:
-    root = runs_dir or cfg.runs_dir or os.path.join(os.path.expanduser("~"), "dcgenv_runs",
-                                                     "tj_ddcl")
+def runs_root(row: str, cfg: Config, budget: str, runs_dir: str | None = None) -> Path:
+    root = runs_dir or cfg.runs_dir or os.path.join(os.path.expanduser("~"), "dcgenv_runs", row)
     return Path(root) / budget
 
 
@@ -127,19 +136,21 @@ def summarise(name: str, results: dict) -> dict:
     bits = [FLOAT_BITS * dim if channel == "continuous" else s["bits_per_message"]
             for s in seeds]
     succ = [s["success"] for s in seeds]
+    length = [s.get("length", float("nan")) for s in seeds]
     return {"cell": name, "level": name.split("-")[0], "channel": name.split("-", 1)[1],
             "success": {"mean": float(np.mean(succ)), "std": float(np.std(succ))},
             "bits_per_message": {"mean": float(np.mean(bits)), "std": float(np.std(bits))},
-            "seeds": [{"success": s, "bits_per_message": b}
-                      for s, b in zip(succ, bits, strict=True)],
+            "length": {"mean": float(np.mean(length)), "std": float(np.std(length))},
+            "seeds": [{"success": s, "bits_per_message": b, "length": n}
+                      for s, b, n in zip(succ, bits, length, strict=True)],
             "env_steps": int(results["env_steps"]), "sessions": len(results.get("sessions", [])),
             "train_s": round(sum(x.get("train_s", 0.0) for x in results.get("sessions", [])), 1),
             "train_success": (results.get("final_train") or {}).get("success")}
 
 
-def cells_dir(out_dir: Path, budget: str) -> Path:
-    """Where finished cells' summaries go: ``<out_dir>/tj_ddcl[_<budget>]_cells``."""
-    return Path(out_dir) / ("tj_ddcl_cells" if budget == "cpu" else f"tj_ddcl_{budget}_cells")
+def cells_dir(row: str, out_dir: Path, budget: str) -> Path:
+    """Where finished cells' summaries go: ``<out_dir>/<row>[_<budget>]_cells``."""
+    return Path(out_dir) / (f"{row}_cells" if budget == "cpu" else f"{row}_{budget}_cells")
 
 
 def saved_summary(folder: Path, name: str, values: dict) -> dict | None:
@@ -155,15 +166,15 @@ def saved_summary(folder: Path, name: str, values: dict) -> dict | None:
     return saved
 
 
-def run(cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
+def run(row: str, cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
         out_dir: Path | None = None) -> dict:
     """Train every unfinished cell (at most ``max_cells``), then the report or the progress.
     A cell is finished when its summary is in ``cells_dir(out_dir)`` or its run directory has
     a ``results.json`` (whose summary is then written there)."""
     from baselines import reproduce as rep
 
-    root = runs_root(cfg, budget, runs_dir)
-    folder = cells_dir(rep.RESULTS if out_dir is None else out_dir, budget)
+    root = runs_root(row, cfg, budget, runs_dir)
+    folder = cells_dir(row, rep.RESULTS if out_dir is None else out_dir, budget)
     todo = cells(cfg)
     summaries, trained = {}, 0
     for name, values in todo:
@@ -185,31 +196,44 @@ def run(cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
                       "train_success": summaries[name].get("train_success"), "finished": True}
                      if name in summaries else cell_status(root / name, values["num_updates"]))
               for name, values in todo}
-    out = {"runs_dir": str(root), "cells_dir": str(folder), "progress": status,
-           "finished": len(summaries) == len(todo)}
+    out = {"family": cfg.family, "runs_dir": str(root), "cells_dir": str(folder),
+           "progress": status, "finished": len(summaries) == len(todo)}
     if out["finished"]:
         out["cells"] = [{k: v for k, v in summaries[name].items() if k != "values"}
                         for name, _ in todo]
     return out
 
 
-def table(result: dict) -> str:
+ROWS = ("tj_ddcl", "pp_ddcl", "pp_mappo")
+TITLES = {"TrafficJunction": "Traffic Junction", "PredatorPrey": "Predator-Prey"}
+
+
+def check_grid_row(row: str) -> str:
+    if row not in ROWS:
+        raise ValueError(f"baselines.comm_grid: unknown row {row!r}; allowed: {', '.join(ROWS)}")
+    return row
+
+
+def table(row: str, result: dict) -> str:
     if not result["finished"]:
-        lines = ["Unfinished: progress (continue with python -m baselines.tj_ddcl --resume)",
+        lines = [f"Unfinished: progress (continue with python -m baselines.reproduce {row})",
                  "| cell | updates done / planned | latest training success |", "|---|---|---|"]
         for name, s in result["progress"].items():
             succ = "-" if s["train_success"] is None else f"{s['train_success']:.3f}"
             lines.append(f"| {name} | {s['updates']} / {s['planned']} | {succ} |")
         return "\n".join(lines)
-    lines = ["| cell | greedy success | bits per message | sessions |", "|---|---|---|---|"]
+    lines = ["| cell | greedy success | episode length | bits per message | sessions |",
+             "|---|---|---|---|---|"]
     for c in result["cells"]:
-        s, b = c["success"], c["bits_per_message"]
-        lines.append(f"| {c['cell']} | {s['mean']:.3f} ± {s['std']:.3f} | "
+        s, n, b = c["success"], c.get("length"), c["bits_per_message"]
+        # summaries written before the length metric existed have none: "-"
+        steps = "-" if n is None or np.isnan(n["mean"]) else f"{n['mean']:.1f} ± {n['std']:.1f}"
+        lines.append(f"| {c['cell']} | {s['mean']:.3f} ± {s['std']:.3f} | {steps} | "
                      f"{b['mean']:.1f} ± {b['std']:.1f} | {c['sessions']} |")
     return "\n".join(lines)
 
 
-def plot(result: dict, path: Path) -> list[Path]:
+def plot(result: dict, path: Path, family: str = "TrafficJunction") -> list[Path]:
     """One success-vs-bits figure per level (log bits axis): ``<stem>_<level>.png`` beside
     ``path``; nothing while cells are unfinished."""
     if not result["finished"]:
@@ -226,9 +250,9 @@ def plot(result: dict, path: Path) -> list[Path]:
             ax.errorbar(max(c["bits_per_message"]["mean"], 1e-2), c["success"]["mean"],
                         yerr=c["success"]["std"], fmt="o", label=c["channel"])
         ax.set_xscale("log")
-        ax.set_xlabel("bits per message")
+        ax.set_xlabel("bits per message (silent drawn at 0.01)")
         ax.set_ylabel("greedy success")
-        ax.set_title(f"Traffic Junction {level}")
+        ax.set_title(f"{TITLES.get(family, family)} {level}")
         ax.legend(fontsize=7)
         fig.tight_layout()
         out = path.with_name(f"{path.stem}_{level}.png")
@@ -238,14 +262,15 @@ def plot(result: dict, path: Path) -> list[Path]:
     return written
 
 
-def reproduce(budget: str, out_dir, runs_dir: str | None = None) -> dict:
-    """RESULTS.md row ``tj_ddcl`` with ``configs/results/tj_ddcl_<budget>.yaml``."""
+def reproduce(row: str, budget: str, out_dir, runs_dir: str | None = None) -> dict:
+    """RESULTS.md row ``row`` (one of :data:`ROWS`) with ``configs/results/<row>_<budget>.yaml``."""
     from baselines import reproduce as rep
 
-    return rep.run_row("tj_ddcl", budget, out_dir, Config,
-                       lambda cfg: run(cfg, budget, runs_dir, out_dir),
-                       lambda result, path: plot(result, path),
-                       lambda out, cfg: table(out),
+    check_grid_row(row)
+    return rep.run_row(row, budget, out_dir, Config,
+                       lambda cfg: run(row, cfg, budget, runs_dir, out_dir),
+                       lambda result, path: plot(result, path, result["family"]),
+                       lambda out, cfg: table(row, out),
                        lambda out: sum(c["env_steps"] for c in out.get("cells", [])))
 
 
@@ -253,6 +278,7 @@ def main(argv=None) -> dict:
     from baselines import reproduce as rep
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("row", help=f"one of: {', '.join(ROWS)}")
     parser.add_argument("--budget", default="cpu", help="smoke, cpu or full")
     parser.add_argument("--out", default=str(rep.RESULTS), help="folder for the JSON")
     parser.add_argument("--runs-dir", default=None, help="root of the cells' run directories")
@@ -260,10 +286,11 @@ def main(argv=None) -> dict:
                         help="continue unfinished cells (always done; kept for clarity)")
     args = parser.parse_args(argv)
     try:
+        check_grid_row(args.row)
         rep.check_budget(args.budget)
     except ValueError as err:
         parser.error(str(err))
-    return reproduce(args.budget, Path(args.out), args.runs_dir)
+    return reproduce(args.row, args.budget, Path(args.out), args.runs_dir)
 
 
 if __name__ == "__main__":
