@@ -3,6 +3,10 @@
     python -m baselines.reproduce attention_referential --budget cpu
     python -m baselines.attention_referential --budget smoke
 
+With ``game: negotiation`` in its config the same cells and measures run on the one-round
+prosocial negotiation of ``baselines/attention_negotiation.py`` (RESULTS.md row
+``attention_negotiation``), where "accuracy" is the rate of best allocations.
+
 The ablation of ``baselines/attention_ablation.py`` (MAPPO on Traffic Junction) moved to the
 referential game, where MAPPO's alive mask would leave one sender per receiver: here the
 listener's "senders" are the ``L`` tokens of the one message it receives. Learner: the
@@ -70,6 +74,9 @@ from dcgenv import checks, comms
 
 ROW = "attention_referential"
 AGGREGATES = ("mean", "gated", "attention", "gradient_aware")
+GAMES = ("referential", "negotiation")
+TITLES = {"referential": "Referential-continuous-v0",
+          "negotiation": "one-round prosocial negotiation"}
 NAME = "baselines.attention_referential"
 
 
@@ -78,6 +85,7 @@ class Config:
     """A budget (``configs/results/attention_referential_<budget>.yaml``)."""
 
     cells: tuple[str, ...] = ()  # () = the full grid (:func:`grid`), else these cell names
+    game: str = "referential"  # or "negotiation" (baselines/attention_negotiation.py)
     num_seeds: int = 3
     iters: int = 2000
     eval_every: int = 100
@@ -85,8 +93,8 @@ class Config:
     eval_batch: int = 1024
     lr: float = 1e-3
     hidden: int = 64
-    n_attributes: int = 5
-    n_candidates: int = 2
+    n_attributes: int | None = None  # referential only: None = 5
+    n_candidates: int | None = None  # referential only: None = 2 (the registered K)
     message_length: int = 4
     message_dim: int = 8
     budget_k: int = 2  # tokens that pass gradients in the +k cells
@@ -102,11 +110,21 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
+        checks.choice(NAME, "game", self.game, GAMES)
         for f in ("num_seeds", "iters", "eval_every", "batch", "eval_batch", "hidden",
-                  "n_attributes", "message_length", "message_dim", "budget_k", "fisher_samples",
+                  "message_length", "message_dim", "budget_k", "fisher_samples",
                   "backward_repeats"):
             checks.integer(NAME, f, getattr(self, f), 1)
-        checks.integer(NAME, "n_candidates", self.n_candidates, 2)
+        if self.game == "negotiation":
+            for f in ("n_attributes", "n_candidates"):
+                if getattr(self, f) is not None:
+                    raise ValueError(f"{NAME}: {f} is the referential game's; the negotiation "
+                                     "game has 8 candidates (its allocations): leave it unset")
+        else:
+            if self.n_attributes is not None:
+                checks.integer(NAME, "n_attributes", self.n_attributes, 1)
+            if self.n_candidates is not None:
+                checks.integer(NAME, "n_candidates", self.n_candidates, 2)
         checks.integer(NAME, "kmeans_iters", self.kmeans_iters, 0)
         if self.iters % self.eval_every:
             raise ValueError(f"{NAME}: iters = {self.iters} must be a multiple of eval_every = "
@@ -210,41 +228,75 @@ def make_cell(cfg: Config, cell: str):
     (accuracy, KL, Fisher rank, token weights and the messages sent, ``[S, eval_batch, L *
     d]``) and ``grad(state, key)`` (the gradient of one batch's loss, one seed)."""
     opts = parse_cell(cell)
-    base = ref.Config(env_id="Referential-continuous-v0", n_attributes=cfg.n_attributes,
-                      n_candidates=cfg.n_candidates, message_length=cfg.message_length,
+    base = ref.Config(env_id="Referential-continuous-v0", n_attributes=cfg.n_attributes or 5,
+                      n_candidates=cfg.n_candidates or 2, message_length=cfg.message_length,
                       message_dim=cfg.message_dim, channel="continuous", hidden=cfg.hidden)
     train_env, eval_env, params = ref.make_envs(base)
-    shape = train_env.sent_shape
+    shape = train_env.sent_shape  # [L, d] for the continuous channel, either game
     speaker = TokenSpeaker(cfg.hidden, shape, opts["bottleneck"])
     listener = TokenListener(cfg.hidden, opts["aggregate"], cfg.gradient_tau, opts["budget_k"])
     opt = optax.adam(cfg.lr)
     fisher_price = cfg.fisher_price if opts["fisher"] else 0.0
     n_tokens = cfg.message_length
 
-    def play(nets, key, env, stat, batch, train: bool, codebook=None, use_codebook=False):
+    def speak(nets, inputs, key, train, codebook, use_codebook):
+        batch = inputs.shape[0]
+        message, kl = jax.vmap(lambda t, k: speaker.apply(nets["speaker"], t, k, train))(
+            inputs, jax.random.split(key, batch))
+        if codebook is not None:
+            q = vq.quantise(codebook, message.reshape(batch, -1)).reshape(message.shape)
+            message = jnp.where(use_codebook, q, message)
+        return message, kl
+
+    def listen(nets, received, candidates, stat):
+        return jax.vmap(lambda m, c: listener.apply(nets["listener"], m, c, stat))(
+            received, candidates)
+
+    def play_referential(nets, key, env, stat, batch, train: bool, codebook=None,
+                         use_codebook=False):
         """As ``baselines.referential.play``, plus the bottleneck's key, the tap, ``g`` and
-        the codebook. Returns reward, success, KL, the received messages and weights."""
+        the codebook. Returns reward, success, KL, the received messages, the candidates,
+        the weights and the greedy payoff (here the success)."""
         k_reset, k_0, k_1, k_ib = jax.random.split(key, 4)
         step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_reset, batch),
                                                             params)
-        message, kl = jax.vmap(lambda t, k: speaker.apply(nets["speaker"], t, k, train))(
-            obs["target"][:, 0], jax.random.split(k_ib, batch))
-        if codebook is not None:
-            q = vq.quantise(codebook, message.reshape(batch, -1)).reshape(message.shape)
-            message = jnp.where(use_codebook, q, message)
+        message, kl = speak(nets, obs["target"][:, 0], k_ib, train, codebook, use_codebook)
         no_choice = jnp.zeros((batch, 2, env.n_candidates))
         actions = {"message": jnp.stack([message, jnp.zeros_like(message)], 1),
                    "choice": no_choice}
         obs, state, _, _, _, _ = step(jax.random.split(k_0, batch), state, actions, params)
         received = comms.tap("messages", obs["message"][:, 1])  # [B, L, d]: dL/dm per game
         candidates = obs["candidates"][:, 1]
-        logits, weights = jax.vmap(lambda m, c: listener.apply(nets["listener"], m, c, stat))(
-            received, candidates)
+        logits, weights = listen(nets, received, candidates, stat)
         actions = {"message": jnp.zeros_like(actions["message"]),
                    "choice": jnp.stack([jnp.zeros_like(logits), logits], 1)}
         _, _, reward, _, _, info = step(jax.random.split(k_1, batch), state, actions, params)
-        return reward[:, 1], info["success"], kl, received, candidates, weights
+        success = info["success"]
+        return (reward[:, 1], success, kl, received, candidates, weights,
+                success.astype(jnp.float32))
+
+    def play_negotiation(nets, key, env, stat, batch, train: bool, codebook=None,
+                         use_codebook=False):
+        """``baselines.attention_negotiation``'s game (``env`` unused: the message goes
+        straight from speaker to listener). Reward ``E_p[joint]``; success: the argmax is a
+        best allocation; greedy payoff: its joint reward."""
+        k_game, k_ib = jax.random.split(key)
+        inputs, candidates, payoff = neg.sample(k_game, batch)
+        message, kl = speak(nets, inputs, k_ib, train, codebook, use_codebook)
+        received = comms.tap("messages", message)
+        logits, weights = listen(nets, received, candidates, stat)
+        reward = jnp.sum(jax.nn.softmax(logits) * payoff, -1)
+        greedy = jnp.take_along_axis(payoff, jnp.argmax(logits, -1)[:, None], -1)[:, 0]
+        success = greedy >= payoff.max(-1) - 1e-6
+        return reward, success, kl, received, candidates, weights, greedy
+
+    if cfg.game == "negotiation":
+        from baselines import attention_negotiation as neg
+
+        play = play_negotiation
+    else:
+        play = play_referential
 
     def fisher(nets, stat, received, candidates):
         """Mean effective rank of d logits / d message over the first ``fisher_samples``."""
@@ -257,17 +309,20 @@ def make_cell(cfg: Config, cell: str):
 
     def init(key):
         k_s, k_l, k_r = jax.random.split(key, 3)
-        obs, _ = train_env.reset(k_r, params)
+        if cfg.game == "negotiation":
+            inputs, candidates, _ = (x[0] for x in neg.sample(k_r, 1))
+        else:
+            obs, _ = train_env.reset(k_r, params)
+            inputs, candidates = obs["target"][0], obs["candidates"][1]
         stat = jnp.ones((1, n_tokens), jnp.float32)  # [hops = 1, L]
-        nets = {"speaker": speaker.init(k_s, obs["target"][0], k_s, False),
-                "listener": listener.init(k_l, obs["message"][1], obs["candidates"][1],
-                                          stat[0])}
+        nets = {"speaker": speaker.init(k_s, inputs, k_s, False),
+                "listener": listener.init(k_l, jnp.zeros(shape), candidates, stat[0])}
         return {"nets": nets, "opt": opt.init(nets), "stat": stat,
                 "price": jnp.asarray(cfg.bottleneck_price, jnp.float32)}
 
     def loss(nets, key, stat, price):
-        reward, _, kl, received, candidates, _ = play(nets, key, train_env, stat, cfg.batch,
-                                                      True)
+        reward, _, kl, received, candidates, *_ = play(nets, key, train_env, stat, cfg.batch,
+                                                       True)
         nll = -jnp.mean(jnp.log(jnp.maximum(reward, 1e-12)))
         kl = jnp.mean(kl)
         total = nll + (price * kl if opts["bottleneck"] else 0.0)
@@ -294,9 +349,9 @@ def make_cell(cfg: Config, cell: str):
 
     def evaluate(state, key, codebook, use_codebook):
         nets, stat = state["nets"], state["stat"][0]
-        _, success, kl, received, candidates, weights = play(
+        _, success, kl, received, candidates, weights, greedy = play(
             nets, key, eval_env, stat, cfg.eval_batch, False, codebook, use_codebook)
-        return {"accuracy": jnp.mean(success), "kl": jnp.mean(kl),
+        return {"accuracy": jnp.mean(success), "payoff": jnp.mean(greedy), "kl": jnp.mean(kl),
                 "fisher_rank": fisher(nets, stat, received, candidates),
                 "token_weights": jnp.mean(weights, (0, 1)),
                 "messages": received.reshape(cfg.eval_batch, -1)}
@@ -341,7 +396,7 @@ def run_cell(cfg: Config, cell: str) -> tuple[dict, dict]:
     games = (np.arange(n_evals) + 1) * cfg.eval_every * cfg.batch
     final = fns["evaluate"](state, split(jax.random.fold_in(key_eval, n_evals)), dummy, False)
     msgs = final["messages"]  # the codebooks' training set: the final evaluation's messages
-    vq_acc = {}
+    vq_acc, vq_payoff = {}, {}
     for bits in cfg.codebook_bits:
         book = _kmeans(split(jax.random.fold_in(key_vq, bits)), msgs, 2 ** bits,
                        cfg.kmeans_iters)
@@ -349,6 +404,7 @@ def run_cell(cfg: Config, cell: str) -> tuple[dict, dict]:
         res = fns["evaluate"](state, split(jax.random.fold_in(key_vq, 100 + bits)),
                               jnp.concatenate([book, pad], 1), True)
         vq_acc[str(bits)] = np.asarray(res["accuracy"]).tolist()
+        vq_payoff[str(bits)] = np.asarray(res["payoff"]).tolist()
     opts = fns["opts"]
     row = {"cell": cell, **opts,
            "curve_games": games.tolist(), "curve": curve.tolist(),
@@ -358,12 +414,13 @@ def run_cell(cfg: Config, cell: str) -> tuple[dict, dict]:
            "games_to_target_mean_curve": first_reached(curve.mean(1), cfg.target_accuracy,
                                                        games),
            "final_accuracy": np.asarray(final["accuracy"]).tolist(),
+           "final_payoff": np.asarray(final["payoff"]).tolist(),
            "kl_per_message": (np.asarray(final["kl"]).tolist() if opts["bottleneck"] else None),
            "fisher_rank": np.asarray(final["fisher_rank"]).tolist(),
            "token_weights": np.asarray(final["token_weights"]).mean(0).tolist(),
            "grad_stat": np.asarray(state["stat"][:, 0]).mean(0).tolist(),
            "final_price": float(np.asarray(state["price"]).mean()),
-           "vq_accuracy": vq_acc, "train_s": train_s}
+           "vq_accuracy": vq_acc, "vq_payoff": vq_payoff, "train_s": train_s}
     return row, {"state": state, "grad": fns["grad"]}
 
 
@@ -398,10 +455,11 @@ def run(cfg: Config, log=print) -> dict:
         row["backward_s"] = backward_time(final["grad"], final["state"], key,
                                           cfg.backward_repeats)
     load["end"] = os.getloadavg()
-    return {"rows": rows, "target_accuracy": cfg.target_accuracy,
+    steps = 1 if cfg.game == "negotiation" else 2  # env steps per game: one division; 2 turns
+    return {"rows": rows, "game": cfg.game, "target_accuracy": cfg.target_accuracy,
             "codebook_bits": list(cfg.codebook_bits), "load_average": load,
             "games_per_seed": cfg.iters * cfg.batch,
-            "env_steps": int(2 * cfg.iters * cfg.batch * cfg.num_seeds * len(cells))}
+            "env_steps": int(steps * cfg.iters * cfg.batch * cfg.num_seeds * len(cells))}
 
 
 def _fmt(games) -> str:
@@ -419,23 +477,34 @@ def format_row(row: dict, cfg: Config) -> str:
 
 
 def table(result: dict, cfg: Config | None = None) -> str:
-    """The RESULTS.md table (markdown), one row per cell."""
-    bits = result["codebook_bits"]
-    lines = [f"| cell | games to {result['target_accuracy']} (seed mean; per seed) | final "
-             "accuracy, mean (per seed) | KL nats/msg | eff. rank dlogits/dm | backward ms | "
-             f"VQ accuracy at {' / '.join(str(b) for b in bits)} bits |",
-             "|---|---|---|---|---|---|---|"]
+    """The RESULTS.md table (markdown), one row per cell; on the negotiation game "accuracy"
+    is the success rate and a column adds the greedy joint reward."""
+    bits = " / ".join(str(b) for b in result["codebook_bits"])
+    payoff = result.get("game") == "negotiation"
+    if payoff:
+        head = (f"| cell | games to {result['target_accuracy']} success (seed mean; per seed) | "
+                "final success, mean (per seed) | joint reward | KL nats/msg | eff. rank "
+                f"dlogits/dm | backward ms | VQ success at {bits} bits | VQ joint reward |")
+    else:
+        head = (f"| cell | games to {result['target_accuracy']} (seed mean; per seed) | final "
+                "accuracy, mean (per seed) | KL nats/msg | eff. rank dlogits/dm | backward ms | "
+                f"VQ accuracy at {bits} bits |")
+    lines = [head, "|---" * head.count(" | ") + "|---|"]
     for r in result["rows"]:
         acc = np.array(r["final_accuracy"])
         kl = r["kl_per_message"]
         seeds = ", ".join(_fmt(g) for g in r["games_to_target"])
         back = r.get("backward_s")
-        lines.append(
-            f"| {r['cell']} | {_fmt(r['games_to_target_mean_curve'])} ({seeds}) | "
-            f"{acc.mean():.3f} ({', '.join(f'{x:.3f}' for x in acc)}) | "
-            f"{'-' if kl is None else f'{np.mean(kl):.2f}'} | {np.mean(r['fisher_rank']):.2f} | "
-            f"{'-' if back is None else f'{1e3 * back:.1f}'} | "
-            f"{' / '.join(f'{np.mean(v):.3f}' for v in r['vq_accuracy'].values())} |")
+        cols = [r["cell"], f"{_fmt(r['games_to_target_mean_curve'])} ({seeds})",
+                f"{acc.mean():.3f} ({', '.join(f'{x:.3f}' for x in acc)})"]
+        if payoff:
+            cols.append(f"{np.mean(r['final_payoff']):.3f}")
+        cols += ["-" if kl is None else f"{np.mean(kl):.2f}", f"{np.mean(r['fisher_rank']):.2f}",
+                 "-" if back is None else f"{1e3 * back:.1f}",
+                 " / ".join(f"{np.mean(v):.3f}" for v in r["vq_accuracy"].values())]
+        if payoff:
+            cols.append(" / ".join(f"{np.mean(v):.3f}" for v in r["vq_payoff"].values()))
+        lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
 
@@ -451,6 +520,8 @@ def plot(result: dict, path: Path) -> list[Path]:
     curves = path.with_name(path.stem + "_curves.png")
     vq_path = path.with_name(path.stem + "_vq.png")
     rows = result["rows"]
+    game = result.get("game", "referential")
+    measure = "success" if game == "negotiation" else "accuracy"
     colours = {a: plt.cm.tab10(i) for i, a in enumerate(AGGREGATES)}
     style = lambda r: {"color": colours[r["aggregate"]], "lw": 2.2 if r["fisher"] else 1.2,
                        "ls": {(False, 0): "-", (True, 0): "--", (False, 1): ":",
@@ -460,8 +531,8 @@ def plot(result: dict, path: Path) -> list[Path]:
     for r in rows:
         ax.plot(r["curve_games"], np.mean(r["curve"], 1), label=r["cell"], **style(r))
     ax.axhline(result["target_accuracy"], color="k", lw=0.5)
-    ax.set(xscale="log", xlabel="games played (per seed)", ylabel="accuracy (seed mean)",
-           title="Referential-continuous-v0: token-level listener")
+    ax.set(xscale="log", xlabel="games played (per seed)", ylabel=f"{measure} (seed mean)",
+           title=f"{TITLES[game]}: token-level listener")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
@@ -473,8 +544,8 @@ def plot(result: dict, path: Path) -> list[Path]:
         ax.plot(b, [np.mean(v) for v in r["vq_accuracy"].values()], marker="o",
                 label=r["cell"], **style(r))
     ax.set(xlabel="codebook bits per message (log2 K, one code word per message)",
-           ylabel="accuracy with VQ messages (seed mean)",
-           title="Referential-continuous-v0: post-hoc k-means VQ")
+           ylabel=f"{measure} with VQ messages (seed mean)",
+           title=f"{TITLES[game]}: post-hoc k-means VQ")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()

@@ -65,6 +65,7 @@ ROWS: dict[str, Callable[[str, Path], dict]] = {
     "referential_estimators": _row("referential_estimators"),
     "rubinstein": _row("rubinstein"),
     "attention_referential": _row("attention_referential"),
+    "attention_negotiation": _row("attention_negotiation"),
     "negotiation": _row("negotiation"),
     "tj_ddcl": _grid_row("tj_ddcl"),
     "pp_ddcl": _grid_row("pp_ddcl"),

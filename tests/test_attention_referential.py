@@ -39,7 +39,7 @@ def test_smoke_end_to_end(tmp_path):
         assert _finite(r["curve"]) and _finite(r["final_accuracy"]) and _finite(r["fisher_rank"])
         assert all(0 <= a <= 1 for a in r["final_accuracy"])
         # the effective rank of a [K, L * d] Jacobian lies in [1, min(K, L * d)]
-        assert all(1 - 1e-4 <= x <= cfg.n_candidates + 1e-4 for x in r["fisher_rank"])
+        assert all(1 - 1e-4 <= x <= (cfg.n_candidates or 2) + 1e-4 for x in r["fisher_rank"])
         assert list(r["vq_accuracy"]) == [str(b) for b in cfg.codebook_bits]
         assert _finite(list(r["vq_accuracy"].values())) and r["backward_s"] > 0
         assert np.sum(r["token_weights"]) == pytest.approx(1.0, abs=1e-4)
