@@ -13,8 +13,11 @@ allowed fields; so is a params value outside its documented range (``EnvParams.v
 Constructor arguments are checked by the environment's constructor.
 
 ``make("jaxmarl:<JaxMARL id>", **kwargs)`` builds a JaxMARL environment (``jaxmarl.make(id,
-**kwargs)``) behind dcgenv's API (``dcgenv.adapters.from_jaxmarl``; needs the ``jaxmarl``
-extra), so a learner config can name one: ``env: jaxmarl:MPE_simple_spread_v3``.
+**kwargs)``) behind dcgenv's API (``dcgenv.adapters.from_jaxmarl``, which takes
+``action_mask_in_obs`` and ``max_steps_in_episode`` itself and reads a SMAX ``scenario`` given
+as a SMAC map name), so a learner config can name one: ``env: jaxmarl:MPE_simple_spread_v3``,
+or ``env: jaxmarl:HeuristicEnemySMAX`` with ``env_kwargs: {scenario: 3s_vs_5z}``. JaxMARL is
+imported only then; without it the error says ``pip install "dcgenv[jaxmarl]"``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def test_import_pulls_in_no_learner_or_plotting_module():
     loaded = run_python(
         "import sys, dcgenv\n"
         "print(sorted(m for m in ('agents', 'baselines', 'optax', 'distrax', 'orbax', 'flashbax',"
-        " 'chex', 'seaborn', 'matplotlib', 'pandas', 'scipy', 'constriction')"
+        " 'chex', 'seaborn', 'matplotlib', 'pandas', 'scipy', 'constriction', 'jaxmarl')"
         " if m in sys.modules))")
     assert loaded.strip() == "[]"
 
