@@ -21,7 +21,12 @@ float), ``fakequant`` at 4 / 8 / 16 bits (the straight-through baselines of the 
 Kapoor et al. 2025, arXiv 2511.01554) and ``ddcl`` at each lambda of the config
 (``comm_coef``) with delta 1/15, the authors' for TJ (github.com/AdityaKapoor74/Multi-Agent-
 Limited-Comms ``MAGIC/baselines/comm.py``, ``get_comms_noise``: ``delta = 1 / num_messages``,
-15 by default in ``MAGIC/baselines/run_baselines.py``, which its TJ scripts keep). The learner
+15 by default in ``MAGIC/baselines/run_baselines.py``, which its TJ scripts keep), and
+``ddcl_coded``, the same DDCL cells with ``entropy_coding: true``: the integers are priced and
+counted at ``-log2 P`` under a learned prior (``dcgenv.comms.EntropyCoded``) instead of their
+Elias length, which is at least 1 bit per element, so 8 bits for an all-zero 8-float message.
+The authors count the surrogate ``log2(2|z|/delta + 1)``, which goes to 0 with ``z``; an
+entropy coder can also send a near-certain 0 in well under a bit. The learner
 is the project's MAPPO with a one-hop CommNet actor with attention
 (``configs/results/<row>_<budget>.yaml``, its ``agent`` section), ``num_seeds`` seeds vmapped
 inside one compiled run, on the compact ``obs_mode: index`` observations with an embedding
@@ -86,11 +91,15 @@ def cells(cfg: Config) -> list[tuple[str, dict]]:
                 for b in cfg.fakequant_bits:
                     out.append((f"{level}-fakequant{b}", {**base, "channel": "fakequant",
                                                           "channel_kwargs": {"bits": b}}))
-            elif channel == "ddcl":
+            elif channel in ("ddcl", "ddcl_coded"):
+                coded = {"entropy_coding": True} if channel == "ddcl_coded" else {}
                 for lam in cfg.lambdas:
-                    out.append((f"{level}-ddcl{lam:g}", {
+                    out.append((f"{level}-{channel}{lam:g}", {
                         **base, "channel": "ddcl", "comm_coef": lam,
-                        "channel_kwargs": {"delta": cfg.delta}}))
+                        "channel_kwargs": {"delta": cfg.delta}, **coded}))
+            elif channel not in ("silent", "continuous"):
+                raise ValueError(f"comm_grid: unknown channel {channel!r}; allowed: silent, "
+                                 "continuous, fakequant, ddcl, ddcl_coded")
             else:
                 out.append((f"{level}-{channel}", {**base, "channel": channel,
                                                    "channel_kwargs": {}}))
@@ -145,7 +154,9 @@ def summarise(name: str, results: dict) -> dict:
                       for s, b, n in zip(succ, bits, length, strict=True)],
             "env_steps": int(results["env_steps"]), "sessions": len(results.get("sessions", [])),
             "train_s": round(sum(x.get("train_s", 0.0) for x in results.get("sessions", [])), 1),
-            "train_success": (results.get("final_train") or {}).get("success")}
+            "train_success": (results.get("final_train") or {}).get("success"),
+            # entropy-coded cells: the same messages' Elias length (last training log)
+            "train_elias_bits": (results.get("final_train") or {}).get("elias_bits_per_message")}
 
 
 def cells_dir(row: str, out_dir: Path, budget: str) -> Path:

@@ -4,6 +4,7 @@ finished cells, the progress table.
 Training is not run here (one Traffic Junction cell compiles for about a minute on the shared
 CPU); the train command's own tests cover checkpoint and resume bit for bit."""
 
+import dataclasses
 import json
 
 import pytest
@@ -16,15 +17,33 @@ def config(budget="cpu", row="tj_ddcl"):
     return rep.load_config(row, budget, G.Config)
 
 
+def two_cells():
+    """tj_ddcl's smoke budget cut to two cells (silent, DDCL at one lambda)."""
+    return dataclasses.replace(config("smoke"), channels=("silent", "ddcl"))
+
+
 def test_cells_cover_every_channel_once():
     cfg = config("full")
     names = [n for n, _ in G.cells(cfg)]
-    assert len(names) == len(set(names)) == 2 * (2 + 3 + 3)
+    assert len(names) == len(set(names)) == 2 * (2 + 3 + 3 + 3)
     values = dict(G.cells(cfg))
     assert values["hard-ddcl0.005"]["comm_coef"] == 0.005
     assert values["hard-ddcl0.005"]["env"] == "TrafficJunction-hard-v0"
     assert values["medium-fakequant4"]["channel_kwargs"] == {"bits": 4}
     assert values["medium-silent"]["channel"] == "silent"
+
+
+def test_ddcl_coded_cells_are_the_ddcl_cells_with_a_learned_prior():
+    values = dict(G.cells(config("cpu")))
+    coded, plain = values["medium-ddcl_coded0.0001"], values["medium-ddcl0.0001"]
+    assert coded.pop("entropy_coding") is True and "entropy_coding" not in plain
+    assert coded == plain
+
+
+def test_an_unknown_channel_names_the_allowed_ones():
+    cfg = dataclasses.replace(config("smoke"), channels=("silent", "gumbel"))
+    with pytest.raises(ValueError, match="'gumbel'.*ddcl_coded"):
+        G.cells(cfg)
 
 
 def test_runs_root_defaults_outside_the_work_tree(monkeypatch, tmp_path):
@@ -45,7 +64,7 @@ def finished(path, channel, success):
 
 
 def test_finished_cells_are_skipped_and_reported(monkeypatch, tmp_path):
-    cfg = config("smoke")
+    cfg = two_cells()
     for (name, values), s in zip(G.cells(cfg), (0.25, 0.75), strict=True):
         finished(tmp_path / "smoke" / name, values["channel"], s)
     monkeypatch.setattr(G, "train_cell", lambda *a: pytest.fail("retrained"))
@@ -56,7 +75,7 @@ def test_finished_cells_are_skipped_and_reported(monkeypatch, tmp_path):
 
 
 def test_unfinished_cells_train_and_report_progress(monkeypatch, tmp_path):
-    cfg = config("smoke")
+    cfg = two_cells()
     (first, _), (second, _) = G.cells(cfg)
     finished(tmp_path / "smoke" / first, "silent", 1.0)
     calls = []
@@ -81,7 +100,7 @@ def test_continuous_counted_at_32_bits_per_float(tmp_path):
 
 def test_summaries_of_finished_cells_outlive_the_run_directories(monkeypatch, tmp_path):
     """A new $HOME (no run directories) still skips the cells whose summaries were written."""
-    cfg = config("smoke")
+    cfg = two_cells()
     for (name, values), s in zip(G.cells(cfg), (0.25, 0.75), strict=True):
         finished(tmp_path / "old_home" / "smoke" / name, values["channel"], s)
     first = G.run("tj_ddcl", cfg, "smoke", str(tmp_path / "old_home"), tmp_path / "out")
@@ -94,7 +113,7 @@ def test_summaries_of_finished_cells_outlive_the_run_directories(monkeypatch, tm
 
 
 def test_a_summary_of_other_settings_is_refused(tmp_path):
-    cfg = config("smoke")
+    cfg = two_cells()
     name, values = G.cells(cfg)[0]
     folder = G.cells_dir("tj_ddcl", tmp_path, "smoke")
     folder.mkdir(parents=True)
