@@ -227,6 +227,11 @@ class PPOConfig(Config):
     # counts), exactly Dense(one-hot) with the same kernel; for env_kwargs {obs_mode: index}
     obs_embedding: bool = False
     team_reward: bool = False  # replace each agent's reward by the team mean
+    # turn-taking games (Negotiation, Referential): an agent whose obs "active" is false waits
+    # for its turn, it has not left: its return runs on through the steps it waits (no cut
+    # there, rewards it receives while waiting count) and the critic trains on every
+    # agent-step; the policy still trains on active steps only. false: not active = gone
+    turn_taking: bool = False
     # linear schedule of one float env param over training, e.g. IC3Net's add_rate curriculum:
     # {param: add_rate, start: 0.1, end: 0.3, begin: 0.1, finish: 0.5} (begin/finish: fractions
     # of num_updates); evaluation uses the environment's own value
@@ -245,6 +250,10 @@ class PPOConfig(Config):
     gae_lambda: float = 0.8
     clip_eps: float = 0.2
     ent_coef: float = 0.1
+    # per-head entropy weights, {head: weight >= 0} over the action space's Dict keys (e.g.
+    # Negotiation's {accept: 0.05, proposal: 0.05, utterance: 0.001}); heads not named use
+    # ent_coef; empty (the default): ent_coef on the summed entropy, exactly as without the key
+    ent_coef_heads: dict = dataclasses.field(default_factory=dict)
     vf_coef: float = 0.5
 
     CHOICES: ClassVar[dict[str, tuple]] = {
@@ -284,6 +293,9 @@ class PPOConfig(Config):
                                  f"{list(self.comm_coef_senders)!r}; allowed with comm: "
                                  f"commnet only, one weight per agent ({n} for {self.env}), "
                                  "or [] for all 1")
+        if self.ent_coef_heads:  # a checked copy, weights as floats
+            object.__setattr__(self, "ent_coef_heads", _checked_head_weights(
+                self.ent_coef_heads, self.environment, self.env))
         if self.obs_embedding and not hasattr(self.environment[0], "sparse_obs"):
             raise ValueError(f"config key 'obs_embedding': {self.env} has no sparse "
                              "observation (env.sparse_obs); allowed: true only for "
@@ -307,6 +319,10 @@ class IQLConfig(Config):
     epsilon_end: float = 0.05
     epsilon_steps: int = 50000  # env steps of linear epsilon decay (per seed)
     target_every: int = 200  # episodes between copies of the online to the target network
+    # PyMARL-style input: each agent's previous action, one-hot (zeros at an episode's start),
+    # after its observation (arXiv 2401.15059's code: marl-indep-comm, arguments.py)
+    last_action: bool = False
+    team_reward: bool = False  # every agent learns from the sum of all agents' rewards
 
     CHOICES: ClassVar[dict[str, tuple]] = {
         **Config.CHOICES, "algorithm": ("iql",), "comm": ("message", "none")}
@@ -357,6 +373,26 @@ def _check_curriculum(c: dict, params) -> None:
     if not 0 <= c["begin"] <= c["finish"] <= 1:
         raise ValueError("config key 'curriculum': need 0 <= begin <= finish <= 1 (fractions of "
                          f"num_updates), got begin={c['begin']}, finish={c['finish']}")
+
+
+def _checked_head_weights(weights: dict, environment, env_id: str) -> dict:
+    """``ent_coef_heads`` as a new dict of floats: its keys must be the env's action ``Dict``
+    keys and its weights finite floats >= 0 (YAML's ``1e-3`` strings read as numbers);
+    ``ValueError`` naming the key, the entry and the env's heads."""
+    env, params = environment
+    space = env.action_space(params)
+    heads = list(space.spaces) if isinstance(space, spaces.Dict) else []
+    allowed = (f"allowed: a mapping of {env_id}'s action heads ({', '.join(heads)}) to floats "
+               ">= 0" if heads else f"allowed: {{}} ({env_id}'s action space is one head: use "
+               "ent_coef)")
+    out = {}
+    for name, value in weights.items():
+        w = _yaml_float(value)
+        if name not in heads or isinstance(w, bool) or not isinstance(w, (int, float)) \
+                or not 0 <= w < float("inf"):
+            raise ValueError(f"config key 'ent_coef_heads': got {name!r}: {value!r}; {allowed}")
+        out[name] = float(w)
+    return out
 
 
 def _checked_warmup(value) -> tuple:

@@ -34,8 +34,26 @@ A learnable channel (``channel.has_params``: the config's ``entropy_coding``, ``
 parameter set, ``params["channel"]``, shared by all senders under PS and NPS alike (the code the
 agents agree on; no agent axis under NPS); it learns from ``comm_coef`` x the cost alone.
 
-Rewards are the env's per-agent rewards (each agent learns from its own). Losses are averaged
-over filled (agent, step) entries; ``comm_coef`` x the channel's cost is added.
+``last_action: true`` appends each agent's previous action, one-hot (zeros at an episode's
+first step), to its Q-network input, as PyMARL-style code does (marl-indep-comm,
+``no_param_share/algos/idql.py`` ``_get_inputs``); the message network still sees the
+observation alone, as there. Acting carries it from step to step; the loss rebuilds it from the
+stored actions shifted by one step (:func:`previous_actions`).
+
+Available actions: an env with ``get_avail_actions(state)`` (bool ``[N, A]``, e.g.
+JaxMARL's SMAX through ``dcgenv.adapters.from_jaxmarl``) is played with them: the greedy argmax
+and the epsilon-exploration (uniform over the available actions) never pick an unavailable
+action, and the TD target's argmax runs over the next step's available actions, stored in the
+buffer with the episode (PyMARL: ``avail_actions_next``). Such envs are stepped without
+auto-reset (``env.transition``: every episode is played once from a fresh reset, so nothing is
+lost) so that the mask after an episode's last step is that of its final state, not of the
+next episode's start. Envs without it: every action is available, and the code path is the
+one without masks (bit for bit).
+
+Rewards are the env's per-agent rewards (each agent learns from its own), or with
+``team_reward: true`` the sum over agents for every agent (marl-indep-comm's
+``common/worker.py``: ``reward_ep.append([sum(reward)])``). Losses are averaged over filled
+(agent, step) entries; ``comm_coef`` x the channel's cost is added.
 """
 
 from __future__ import annotations
@@ -76,6 +94,18 @@ class Episodes(NamedTuple):
     reward: jax.Array  # [T, N]
     terminated: jax.Array  # [T] bool
     filled: jax.Array  # [T] bool: the step belongs to the episode (not after its end)
+
+
+class MaskedEpisodes(NamedTuple):
+    """:class:`Episodes` of an env with available actions, and those (a separate class, so
+    that the buffer, and the checkpoints, of envs without masks keep their structure)."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    filled: jax.Array
+    avail: jax.Array  # [T+1, N, A] bool: the actions available at obs[t]
 
 
 class QNetwork(nn.Module):
@@ -134,12 +164,14 @@ class Agents:
         # what arrives (Gated: the payload, without its send flag)
         self.recv_size = int(np.prod(self.channel.received_shape(1, config.message_dim)))
         self.learn_channel = self.use_comm and self.channel.has_params
+        self.num_actions = num_actions
         self.qnet = QNetwork(num_actions, config.hidden)
         self.msgnet = MessageNetwork(self.msg_size)
 
     def init(self, key, x):
         """Parameters for one env-step's observations ``x [N, D]``."""
-        width = x.shape[-1] + (self.num_agents * self.recv_size if self.use_comm else 0)
+        width = (x.shape[-1] + (self.num_agents * self.recv_size if self.use_comm else 0)
+                 + (self.num_actions if self.config.last_action else 0))
         one = lambda agent_key: {
             "q": self.qnet.init(agent_key, jnp.zeros(self.config.hidden), jnp.zeros(width)),
             **({"message": self.msgnet.init(jax.random.fold_in(agent_key, 1), x[0])}
@@ -157,14 +189,17 @@ class Agents:
         return jax.vmap(lambda p, *a: self.qnet.apply(p, *a, method=method),
                         in_axes=in_axes)(*args)
 
-    def inputs(self, params, x, key, train):
-        """One env-step ``x [N, D]`` -> Q-network inputs ``[N, D + N*m]`` (observation, then
-        the step's messages; detached but one's own under NPS) and ``comm``: channel
-        ``bits`` and ``cost`` summed over senders, plus ``nets.message_sums`` for an
-        entropy-coded or gated channel (``counts`` ``[1, elements, categories]``)."""
+    def inputs(self, params, x, last, key, train):
+        """One env-step ``x [N, D]`` -> Q-network inputs ``[N, D (+ A) + N*m]`` (observation,
+        the previous actions ``last [N, A]`` one-hot where ``last_action``, else ``last`` is
+        None, then the step's messages; detached but one's own under NPS) and ``comm``:
+        channel ``bits`` and ``cost`` summed over senders, plus ``nets.message_sums`` for an
+        entropy-coded or gated channel (``counts`` ``[1, elements, categories]``). The
+        message network reads the observation ``x`` alone."""
         zero = jnp.zeros((), jnp.float32)
+        q_in = x if last is None else jnp.concatenate([x, last], -1)
         if not self.use_comm:
-            return x, {"bits": zero, "cost": zero}
+            return q_in, {"bits": zero, "cost": zero}
         num_agents, size = self.num_agents, self.recv_size
         z = jax.vmap(self.msgnet.apply, in_axes=(self.p_axis, 0))(params["message"], x)
         shared = params["channel"] if self.learn_channel else None
@@ -175,27 +210,29 @@ class Agents:
         z_hat = z_hat.reshape(num_agents, size)
         view = (jnp.broadcast_to(z_hat[None], (num_agents, num_agents, size))
                 if self.config.parameter_sharing else comms.stop_incoming(z_hat))
-        x = jnp.concatenate([x, view.reshape(num_agents, num_agents * size)], -1)
+        x = jnp.concatenate([q_in, view.reshape(num_agents, num_agents * size)], -1)
         sums = nets.message_sums(self.channel, stats, jnp.ones(num_agents, jnp.float32))
         sums = {k: v[None] if k == "counts" else v for k, v in sums.items()}  # one "hop"
         return x, {"bits": stats["bits"].sum(), "cost": stats["cost"].sum(), **sums}
 
-    def step(self, params, carry, x, key, train):
+    def step(self, params, carry, x, last, key, train):
         """One env-step, all agents: ``(carry [N, H], q [N, A], comm)``, ``comm`` as
         :meth:`inputs` gives it (``comm["bits"]``: the channel's bits). Every episode starts
         from a zero carry (episodes are played, and replayed, from their first step)."""
-        x, comm = self.inputs(params, x, key, train)
+        x, comm = self.inputs(params, x, last, key, train)
         hidden = self.per_agent(QNetwork.embed, params["q"], x)
         carry, hidden = self.per_agent(QNetwork.recur, params["q"], carry, hidden)
         return carry, self.per_agent(QNetwork.head, params["q"], hidden), comm
 
-    def unroll(self, params, obs, key, train):
-        """Q-values ``[B, T+1, N, A]`` of the episodes ``obs [B, T+1, N, D]``, and the
-        channel cost summed over senders, averaged over (episode, step). Messages, embeddings
-        and read-outs are computed for all steps at once; only the GRU cell runs in the scan."""
+    def unroll(self, params, obs, last, key, train):
+        """Q-values ``[B, T+1, N, A]`` of the episodes ``obs [B, T+1, N, D]`` (with
+        ``last_action``: ``last [B, T+1, N, A]``, :func:`previous_actions`; else None), and
+        the channel cost summed over senders, averaged over (episode, step). Messages,
+        embeddings and read-outs are computed for all steps at once; only the GRU cell runs
+        in the scan."""
         batch, length = obs.shape[:2]
         keys = jax.random.split(key, batch * length).reshape(batch, length)
-        x, comm = jax.vmap(jax.vmap(lambda *a: self.inputs(params, *a, train)))(obs, keys)
+        x, comm = jax.vmap(jax.vmap(lambda *a: self.inputs(params, *a, train)))(obs, last, keys)
         cost = comm["cost"]
         embedded = jax.vmap(jax.vmap(
             lambda x: self.per_agent(QNetwork.embed, params["q"], x)))(x)
@@ -218,6 +255,31 @@ def make_buffer(capacity: int, batch: int):
                                 add_batches=True)
 
 
+def previous_actions(action, num_actions: int):
+    """Stored actions ``[B, T, N]`` -> each step's previous action, one-hot ``[B, T+1, N, A]``:
+    zeros at step 0 (every stored episode starts there), ``action[t-1]`` at step ``t`` (step
+    ``T``, the final observation, gets the last action taken)."""
+    onehot = jax.nn.one_hot(action, num_actions, dtype=jnp.float32)
+    return jnp.concatenate([jnp.zeros_like(onehot[:, :1]), onehot], 1)
+
+
+def masked_greedy(q, avail):
+    """Argmax of ``q [..., A]`` over the actions ``avail`` marks (all of them where ``avail``
+    is None: the plain argmax)."""
+    return jnp.argmax(q if avail is None else jnp.where(avail, q, -jnp.inf), -1)
+
+
+def explore(k_explore, k_rand, eps, action, avail, num_actions: int):
+    """Epsilon-greedy: each entry of ``action`` is replaced, with probability ``eps``, by an
+    action drawn uniformly from the available ones (``avail`` None: from all actions)."""
+    chosen = jax.random.uniform(k_explore, action.shape) < eps
+    if avail is None:
+        random = jax.random.randint(k_rand, action.shape, 0, num_actions)
+    else:
+        random = jax.random.categorical(k_rand, jnp.where(avail, 0.0, -jnp.inf))
+    return jnp.where(chosen, random, action)
+
+
 def epsilon(config: IQLConfig, env_steps):
     """Exploration after ``env_steps`` steps: linear from ``epsilon_start`` to ``epsilon_end``."""
     frac = jnp.clip(env_steps / config.epsilon_steps, 0.0, 1.0)
@@ -227,11 +289,14 @@ def epsilon(config: IQLConfig, env_steps):
 def td_loss(config: IQLConfig, q, q_target, episodes: Episodes, comm_cost):
     """Squared TD error of the Q-values ``q`` ``[B, T+1, N, A]`` against the target network's
     ``q_target`` on ``episodes``: ``(total, parts)``; ``parts["per_agent"]`` ``[N]`` is each
-    agent's own TD loss (the total is their mean plus ``comm_coef * comm_cost``)."""
+    agent's own TD loss (the total is their mean plus ``comm_coef * comm_cost``). The next
+    step's argmax (double Q: the online network's; else the target's) runs over the actions
+    available there where ``episodes`` are :class:`MaskedEpisodes`."""
     q_next_target = q_target[:, 1:]
     taken = jnp.take_along_axis(q[:, :-1], episodes.action[..., None], -1)[..., 0]
     chooser = jax.lax.stop_gradient(q[:, 1:]) if config.double_q else q_next_target
-    best = jnp.argmax(chooser, -1)
+    avail = getattr(episodes, "avail", None)  # MaskedEpisodes
+    best = masked_greedy(chooser, None if avail is None else avail[:, 1:])
     q_next = jnp.take_along_axis(q_next_target, best[..., None], -1)[..., 0]
     cont = (1.0 - episodes.terminated.astype(jnp.float32))[..., None]
     y = jax.lax.stop_gradient(episodes.reward + config.gamma * cont * q_next)
@@ -255,6 +320,12 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
     features = jax.vmap(lambda obs: nets.flatten_obs(obs, num_agents, config.agent_id))
     message_zeros = (nets.message_zeros(agents.channel, 1, config.message_dim)
                      if agents.use_comm else {})
+    masked = hasattr(env, "get_avail_actions")  # e.g. dcgenv.adapters.from_jaxmarl's envs
+    advance = env.transition if masked else env.step  # no auto-reset: the final state's mask
+
+    def available(state):
+        """The available actions of a batch of states, bool ``[E, N, A]``; None: no masks."""
+        return jax.vmap(env.get_avail_actions)(state).astype(bool) if masked else None
 
     def init(key) -> Runner:
         k_params, k_env, key = jax.random.split(key, 3)
@@ -268,43 +339,52 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
     # COLLECT EPISODES
     def collect(params, key, eps, num_episodes: int, greedy: bool = False):
         """``num_episodes`` episodes from fresh resets, epsilon-greedy with ``eps`` (greedy:
-        argmax, channel in evaluation mode): ``(Episodes, stats)``; ``stats["sums"]``: the
-        learned coding's ``nets.message_sums`` over the episodes' filled steps."""
+        argmax, channel in evaluation mode), over the available actions where the env has
+        masks: ``(Episodes, stats)``; ``stats["sums"]``: the learned coding's
+        ``nets.message_sums`` over the episodes' filled steps."""
         k_reset, k_run = jax.random.split(key)
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(
             jax.random.split(k_reset, num_episodes), env_params)
 
         def step(loop_state, step_key):
-            obs, state, carry, running, sums = loop_state
+            obs, state, carry, last, avail, running, sums = loop_state
             k_comm, k_explore, k_rand, k_env = jax.random.split(step_key, 4)
             carry, q, comm = jax.vmap(lambda *a: agents.step(params, *a, not greedy))(
-                carry, features(obs), jax.random.split(k_comm, num_episodes))
+                carry, features(obs), last, jax.random.split(k_comm, num_episodes))
             bits = comm["bits"]
             sums = {k: v + jnp.tensordot(running.astype(jnp.float32), comm[k], 1)
                     for k, v in sums.items()}  # filled steps only, added up as it goes
-            action = jnp.argmax(q, -1)
+            action = masked_greedy(q, avail)
             if not greedy:
-                explore = jax.random.uniform(k_explore, action.shape) < eps
-                action = jnp.where(
-                    explore, jax.random.randint(k_rand, action.shape, 0, num_actions), action)
+                action = explore(k_explore, k_rand, eps, action, avail, num_actions)
             obs, state, reward, terminated, truncated, info = jax.vmap(
-                env.step, in_axes=(0, 0, 0, None))(
+                advance, in_axes=(0, 0, 0, None))(
                 jax.random.split(k_env, num_episodes), state, action, env_params)
             done = terminated | truncated
-            step_info = read_info(info, done)
+            # env.transition's obs is the final one (no final_observation in its info)
+            step_info = read_info({"final_observation": obs, **info}, done)
+            avail = available(state)
+            last = None if last is None else jax.nn.one_hot(action, num_actions)
             out = (features(step_info.final_observation), action.astype(jnp.int32),
                    reward.astype(jnp.float32), terminated, running, bits * running,
-                   step_info.success & done & running)
-            return (obs, state, carry, running & ~done, sums), out
+                   step_info.success & done & running, avail)
+            return (obs, state, carry, last, avail, running & ~done, sums), out
 
         carry = jnp.zeros((num_episodes, num_agents, config.hidden))
+        last = jnp.zeros((num_episodes, num_agents, num_actions)) if config.last_action else None
+        avail = available(state)
         running = jnp.ones(num_episodes, bool)
-        (*_, sums), out = jax.lax.scan(step, (obs, state, carry, running, message_zeros),
-                                       jax.random.split(k_run, T))
-        x_next, action, reward, terminated, filled, bits, success = jax.tree.map(
+        (*_, sums), out = jax.lax.scan(
+            step, (obs, state, carry, last, avail, running, message_zeros),
+            jax.random.split(k_run, T))
+        x_next, action, reward, terminated, filled, bits, success, avail_next = jax.tree.map(
             lambda x: jnp.swapaxes(x, 0, 1), out)  # [E, T, ...]
+        learned = (jnp.broadcast_to(reward.sum(-1, keepdims=True), reward.shape)
+                   if config.team_reward else reward)
         episodes = Episodes(jnp.concatenate([features(obs)[:, None], x_next], 1), action,
-                            reward, terminated, filled)
+                            learned, terminated, filled)
+        if masked:
+            episodes = MaskedEpisodes(*episodes, jnp.concatenate([avail[:, None], avail_next], 1))
         filled = filled.astype(jnp.float32)
         stats = {"return": jnp.mean(jnp.sum(reward.mean(-1) * filled, 1)),
                  "success": jnp.mean(jnp.any(success, 1).astype(jnp.float32)),
@@ -318,8 +398,11 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
         """The TD loss of ``params`` on ``episodes``: ``(total, parts)``. The target network's
         unroll is a separate forward pass, outside the gradient, so the backward pass covers
         only the online network."""
-        q, cost = agents.unroll(params, episodes.obs, key, True)
-        q_target, _ = agents.unroll(jax.lax.stop_gradient(target), episodes.obs, key, True)
+        last = (previous_actions(episodes.action, num_actions) if config.last_action
+                else None)
+        q, cost = agents.unroll(params, episodes.obs, last, key, True)
+        q_target, _ = agents.unroll(jax.lax.stop_gradient(target), episodes.obs, last, key,
+                                    True)
         return td_loss(config, q, q_target, episodes, cost)
 
     def learn(runner: Runner, key) -> tuple[Runner, dict]:

@@ -2,6 +2,7 @@
 
     python -m baselines.iql_grid                    # a CPU-sized budget (below), 3 seeds each
     python -m baselines.iql_grid --budget paper     # the configs as they are: the paper's budget
+    python -m baselines.iql_grid --setup authors    # the *_authors configs (docs/iql.md)
 
 Trains the four ``configs/iql_*_predator_prey_magym.yaml`` with ``baselines.train`` (so each
 run has its checkpoints, metrics.jsonl and curve under ``--out``), with the same overrides for
@@ -17,7 +18,10 @@ does one per episode), 300 iterations = 2,400 episodes per seed (up to 0.24 M en
 (10,000 episodes and gradient steps per seed, up to 1 M env steps). Everything else is the
 paper's in both. ``--only`` runs some of the four (e.g. two processes
 side by side, each with its own ``--results``); ``--merge A.json B.json`` then prints and
-writes the table and figure of their rows together.
+writes the table and figure of their rows together. ``--setup authors`` trains
+``configs/iql_*_predator_prey_magym_authors.yaml`` instead (the authors' inputs, team reward,
+plain-max target: docs/iql.md, "Against the authors' code") under the same budgets, into
+``iql_grid_authors[_paper].*``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,12 @@ from baselines.train import train
 
 GRID = ("iql_ps_comm", "iql_ps_nocomm", "iql_nps_comm", "iql_nps_nocomm")
 BUDGETS = {"cpu": ["num_updates=300", "gradient_steps=4", "checkpoint_every=100"], "paper": []}
+SETUPS = {"grid": "", "authors": "_authors"}  # config file suffix
+
+
+def config_path(name: str, setup: str = "grid") -> Path:
+    """``configs/<name>_predator_prey_magym[_authors].yaml``."""
+    return ROOT / "configs" / f"{name}_predator_prey_magym{SETUPS[setup]}.yaml"
 
 
 def summarize(name: str, results: dict, history: list[dict]) -> dict:
@@ -82,16 +92,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="overrides applied to all four configs (after the budget)")
     parser.add_argument("--budget", choices=BUDGETS, default="cpu")
+    parser.add_argument("--setup", choices=SETUPS, default="grid",
+                        help="grid: the four grid configs; authors: their *_authors versions")
     parser.add_argument("--out", default=str(ROOT / "runs" / "iql_grid"),
                         help="parent directory of the four run directories")
     parser.add_argument("--only", nargs="+", choices=GRID, default=GRID)
-    parser.add_argument("--results", help="default: baselines/results/iql_grid[_paper].json")
-    parser.add_argument("--figure", help="default: docs/images/iql_grid[_paper].png")
+    parser.add_argument("--results",
+                        help="default: baselines/results/iql_grid[_authors][_paper].json")
+    parser.add_argument("--figure", help="default: docs/images/iql_grid[_authors][_paper].png")
     parser.add_argument("--merge", nargs="+", metavar="PATH",
                         help="no training: table and figure of the rows of these results files "
                              "and run directories (one config's --out/<time>/<config>)")
     args = parser.parse_args(argv)
-    stem = "iql_grid" + ("_paper" if args.budget == "paper" else "")
+    stem = "iql_grid" + SETUPS[args.setup] + ("_paper" if args.budget == "paper" else "")
     args.results = args.results or str(ROOT / "baselines" / "results" / f"{stem}.json")
     args.figure = args.figure or str(ROOT / "docs" / "images" / f"{stem}.png")
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
@@ -108,7 +121,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows += saved["rows"]
         overrides = saved["overrides"]
     for name in names:
-        config = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml", overrides)
+        config = load(config_path(name, args.setup), overrides)
         results, _ = train(config, out / name, show_progress=False)
         rows.append(summarize(name, *read_run(out / name)))
         print(f"{name}: done in {results['train_s']:.0f} s", flush=True)
@@ -119,7 +132,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         s, g = np.array(r["success"]), np.array(r["return"])
         print(f"{r['config']:<16}{s.mean():>12.3f} ± {s.std(ddof=1):.3f}{g.mean():>12.2f} ± "
               f"{g.std(ddof=1):.2f}{r['train_return_last10pct']:>24.2f}{r['env_steps']:>12,}")
-    Path(args.results).write_text(json.dumps({"overrides": overrides, "rows": rows}, indent=1))
+    Path(args.results).write_text(json.dumps({"setup": args.setup, "overrides": overrides,
+                                             "rows": rows}, indent=1))
     plot(rows, Path(args.figure))
     print(f"wrote {args.results} and {args.figure}")
     return rows

@@ -1,6 +1,8 @@
 """IQL: the episode buffer returns what was stored, the target network refreshes on schedule,
-NPS gradients stay with their agent, PS and NPS agree where they must, and each of the paper's
-four configs trains (a few iterations, tiny sizes) on PredatorPrey-magym-v0."""
+NPS gradients stay with their agent, PS and NPS agree where they must, each of the paper's
+four configs trains (a few iterations, tiny sizes) on PredatorPrey-magym-v0, the previous
+action reaches the Q-network the same way when acting and in the loss, and unavailable
+actions (a JaxMARL env's padded ones) are never played nor bootstrapped from."""
 
 import dataclasses
 import json
@@ -23,7 +25,10 @@ CONFIGS = ["iql_ps_comm", "iql_ps_nocomm", "iql_nps_comm", "iql_nps_nocomm"]
 
 
 def tiny(name="iql_nps_comm", **kw):
-    config = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml")
+    """``configs/<name>_predator_prey_magym.yaml`` shrunk; ``<grid name>_authors``:
+    ``configs/<grid name>_predator_prey_magym_authors.yaml``."""
+    base, authors = name.removesuffix("_authors"), name.endswith("_authors")
+    config = load(ROOT / "configs" / f"{base}_predator_prey_magym{'_authors' * authors}.yaml")
     return dataclasses.replace(config, **{**TINY, **kw})
 
 
@@ -122,7 +127,8 @@ def _assert_trained(name, state, metrics, ev):
 
 
 # the fourth, iql_nps_comm, trains through the train command (test_iql_through_the_train_...)
-@pytest.mark.parametrize("name", [c for c in CONFIGS if c != "iql_nps_comm"])
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c != "iql_nps_comm"]
+                         + ["iql_nps_comm_authors"])
 def test_each_paper_config_trains_a_few_iterations(name):
     """One iteration at a time, 2 episodes each, ``target_every`` 4: the target equals the
     online network right after an iteration that crosses a multiple of ``target_every``
@@ -238,23 +244,44 @@ def test_iql_grid_merges_results_files_and_run_directories(tmp_path, capsys):
         iql_grid.main(["--merge", str(tmp_path / "runs"), "--results", str(out)])
 
 
+def test_iql_grid_setup_picks_the_authors_configs():
+    from baselines import iql_grid
+    from baselines.config import load
+
+    for name in iql_grid.GRID:
+        grid, authors = (load(iql_grid.config_path(name, s)) for s in ("grid", "authors"))
+        assert (grid.last_action, authors.last_action) == (False, True)
+        assert (grid.double_q, authors.double_q) == (True, False)
+        assert grid.parameter_sharing == authors.parameter_sharing
+    with pytest.raises(SystemExit):
+        iql_grid.main(["--setup", "paper"])
+
+
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("double_q", [True, False])
-def test_td_loss_matches_a_reference(double_q):
+def test_td_loss_matches_a_reference(double_q, masked):
     """Double-Q (online argmax, target value) or max TD targets, masked to filled steps, each
-    agent's own loss, against NumPy."""
-    from agents.iql import Episodes, td_loss
+    agent's own loss, against NumPy; with available actions stored, the argmax runs over the
+    next step's available actions only."""
+    from agents.iql import Episodes, MaskedEpisodes, td_loss
 
     config = tiny(double_q=double_q, gamma=0.9, comm_coef=0.5)
     rng = np.random.default_rng(0)
     B, T, N, A = 3, 4, 2, 5
     q, q_target = rng.normal(size=(2, B, T + 1, N, A)).astype(np.float32)
+    avail = rng.random((B, T + 1, N, A)) < 0.4
+    avail[..., 0] = True  # at least one action each
     episodes = Episodes(obs=np.zeros((B, T + 1, N, 1), np.float32),
                         action=rng.integers(0, A, (B, T, N)).astype(np.int32),
                         reward=rng.normal(size=(B, T, N)).astype(np.float32),
                         terminated=rng.random((B, T)) < 0.3, filled=rng.random((B, T)) < 0.7)
+    if masked:
+        episodes = MaskedEpisodes(*episodes, avail)
     total, parts = jax.device_get(td_loss(config, q, q_target, episodes, np.float32(0.2)))
     taken = np.take_along_axis(q[:, :-1], episodes.action[..., None], -1)[..., 0]
-    best = (q if double_q else q_target)[:, 1:].argmax(-1)
+    chooser = (q if double_q else q_target)[:, 1:]
+    best = np.where(avail[:, 1:], chooser, -np.inf).argmax(-1) if masked else chooser.argmax(-1)
+    assert masked == (best != chooser.argmax(-1)).any()  # the masks matter here
     q_next = np.take_along_axis(q_target[:, 1:], best[..., None], -1)[..., 0]
     y = episodes.reward + 0.9 * (1 - episodes.terminated[..., None]) * q_next
     filled = episodes.filled
@@ -266,33 +293,42 @@ def test_td_loss_matches_a_reference(double_q):
 def _reference_loss(trainer, params, target, batch, key):
     """The TD loss the straightforward way: the per-step rollout network (``Agents.step``:
     flax's Dense and GRUCell, autodiff through a plain scan) run over each episode from a zero
-    carry, with the same channel keys as ``Agents.unroll``."""
+    carry, with the same channel keys as ``Agents.unroll``; with ``last_action`` the scan
+    carries each step's action, one-hot, into the next step (zeros before the first)."""
     from agents.iql import Agents, td_loss
 
     config, env = trainer.config, trainer.env
-    agents = Agents(config, env.num_agents, int(env.action_space(trainer.env_params).n))
+    num_actions = int(env.action_space(trainer.env_params).n)
+    agents = Agents(config, env.num_agents, num_actions)
     batch_size, length = batch.obs.shape[:2]
     keys = jax.random.split(key, batch_size * length).reshape(batch_size, length)
+    actions = jnp.concatenate([batch.action, batch.action[:, -1:]], 1)  # none after step T
 
     def q_values(p):
-        def step(carry, inputs):
-            obs, step_keys = inputs
-            carry, q, _ = jax.vmap(lambda *a: agents.step(p, *a, True))(carry, obs, step_keys)
-            return carry, q
-        carry = jnp.zeros((batch_size, env.num_agents, config.hidden))
-        _, q = jax.lax.scan(step, carry, (jnp.swapaxes(batch.obs, 0, 1), keys.T))
+        def step(state, inputs):
+            carry, last = state
+            obs, step_keys, action = inputs
+            carry, q, _ = jax.vmap(lambda *a: agents.step(p, *a, True))(
+                carry, obs, last if config.last_action else None, step_keys)
+            return (carry, jax.nn.one_hot(action, num_actions)), q
+        state = (jnp.zeros((batch_size, env.num_agents, config.hidden)),
+                 jnp.zeros((batch_size, env.num_agents, num_actions)))
+        _, q = jax.lax.scan(step, state, (jnp.swapaxes(batch.obs, 0, 1), keys.T,
+                                          jnp.swapaxes(actions, 0, 1)))
         return jnp.swapaxes(q, 0, 1)
 
     q_target = q_values(jax.lax.stop_gradient(target))
     return td_loss(config, q_values(params), q_target, batch, jnp.float32(0.0))
 
 
-@pytest.mark.parametrize("name", ["iql_ps_comm", "iql_nps_comm"])  # no-comm: a subset
+# no-comm: a subset; the authors' PS config: with the previous action as input
+@pytest.mark.parametrize("name", ["iql_ps_comm", "iql_nps_comm", "iql_ps_comm_authors"])
 def test_loss_and_gradients_match_a_step_by_step_reference(name):
     """``trainer.loss`` (``Agents.unroll``: the embedding over whole episodes, the GRU in a
     scan, the target unrolled outside the gradient) gives the loss and the gradients of the
-    plain step-by-step network with autodiff, PS and NPS, with and without messages; the
-    target network differs from the online one."""
+    plain step-by-step network with autodiff, PS and NPS, with and without messages, with
+    and without the previous action as input; the target network differs from the online
+    one."""
     trainer = make_trainer(tiny(name))  # its init and collect compiled as in the tests above
     params, batch = _batch(trainer, jax.random.key(5))
     target = jax.jit(lambda p: jax.tree.map(
@@ -312,3 +348,106 @@ def test_loss_and_gradients_match_a_step_by_step_reference(name):
         assert float(jnp.abs(b).max()) > 0, jax.tree_util.keystr(path)
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale,
                                    err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize("name", ["iql_ps_comm", "iql_nps_nocomm"])
+def test_last_action_is_an_input_of_the_q_network(name):
+    """With ``last_action`` the Q-network input is ``[obs, previous action one-hot,
+    messages]``, and only the agent whose previous action differs gets other Q-values; without
+    it the input is the observation (and messages) alone."""
+    from agents import networks as nets
+    from agents.iql import Agents
+
+    config = tiny(name, last_action=True)
+    env, env_params = config.environment
+    n, num_actions = env.num_agents, int(env.action_space(env_params).n)
+    key = jax.random.key(0)
+    x = nets.flatten_obs(env.reset(key, env_params)[0], n, config.agent_id)
+    width = x.shape[-1]
+    agents = Agents(config, n, num_actions)
+    params = agents.init(key, x)
+    a = jax.nn.one_hot(jnp.arange(n) % num_actions, num_actions)
+    b = a.at[n - 1].set(jax.nn.one_hot((n - 1 + 1) % num_actions, num_actions))
+    inputs = {k: agents.inputs(params, x, last, key, False)[0] for k, last in (("a", a), ("b", b))}
+    msgs = n * config.message_dim if config.comm == "message" else 0
+    assert inputs["a"].shape == (n, width + num_actions + msgs)
+    np.testing.assert_array_equal(inputs["a"][:, :width], x)
+    np.testing.assert_array_equal(inputs["a"][:, width:width + num_actions], a)
+    np.testing.assert_array_equal(inputs["a"][:, width + num_actions:],
+                                  inputs["b"][:, width + num_actions:])
+    carry = jnp.zeros((n, config.hidden))
+    q_a, q_b = (agents.step(params, carry, x, last, key, False)[1] for last in (a, b))
+    np.testing.assert_allclose(q_a[:-1], q_b[:-1], rtol=1e-6)
+    assert float(jnp.abs(q_a[-1] - q_b[-1]).max()) > 1e-4
+    plain = Agents(dataclasses.replace(config, last_action=False), n, num_actions)
+    assert plain.inputs(plain.init(key, x), x, None, key, False)[0].shape == (n, width + msgs)
+
+
+@pytest.mark.parametrize("name", [f"{c}_authors" for c in CONFIGS])
+def test_acting_and_the_loss_unroll_see_the_same_previous_action(name):
+    """Greedy episodes played with ``last_action`` (the weights on the previous action scaled
+    up so that it sways the argmax): the loss-time unroll of the stored episodes, fed the
+    stored actions shifted by one step, has its argmax at the action played at every filled
+    step, PS and NPS, with and without messages; fed each step's own action instead (the
+    shift off by one) it does not."""
+    from agents import networks as nets
+    from agents.iql import Agents, previous_actions
+
+    trainer = make_trainer(tiny(name))
+    config, env = trainer.config, trainer.env
+    assert config.last_action
+    n, num_actions = env.num_agents, int(env.action_space(trainer.env_params).n)
+    key = jax.random.key(8)
+    width = nets.flatten_obs(env.reset(key, trainer.env_params)[0], n, config.agent_id).shape[-1]
+    params = jax.tree.map(lambda x: x[0], jax.jit(trainer.init)(key).runners.params)
+    kernel = params["q"]["params"]["embedding"]["kernel"]  # rows: obs, previous action, ...
+    params["q"]["params"]["embedding"]["kernel"] = kernel.at[
+        ..., width:width + num_actions, :].multiply(30.0)
+    batch, _ = jax.jit(trainer.collect, static_argnums=(3, 4))(params, key, 0.0, 4, True)
+    agents = Agents(config, n, num_actions)
+    unroll = jax.jit(lambda last: agents.unroll(params, batch.obs, last, key, False)[0])
+    filled, played = np.asarray(batch.filled), np.asarray(batch.action)
+    assert filled.sum() >= 8 and len(np.unique(played[filled])) > 1
+    greedy = np.asarray(unroll(previous_actions(batch.action, num_actions))[:, :-1].argmax(-1))
+    np.testing.assert_array_equal(greedy[filled], played[filled])
+    own = jax.nn.one_hot(jnp.concatenate([batch.action, batch.action[:, -1:]], 1), num_actions)
+    assert (np.asarray(unroll(own)[:, :-1].argmax(-1))[filled] != played[filled]).any()
+
+
+def test_team_reward_gives_every_agent_the_sum():
+    """``team_reward``: the stored reward of every agent is the sum over agents of the env's
+    rewards (same episodes: same key and parameters); without it, each agent's own."""
+    own, team = (make_trainer(tiny("iql_ps_nocomm", team_reward=t)) for t in (False, True))
+    params, batch = _batch(own, jax.random.key(9), episodes=4)
+    summed, _ = jax.jit(team.collect, static_argnums=3)(params, jax.random.key(9), 1.0, 4)
+    np.testing.assert_array_equal(summed.action, batch.action)
+    np.testing.assert_allclose(summed.reward, np.broadcast_to(
+        np.asarray(batch.reward).sum(-1, keepdims=True), batch.reward.shape), rtol=1e-6)
+    assert np.abs(np.asarray(summed.reward - batch.reward)).max() > 0.01
+    assert not hasattr(batch, "avail")  # PredatorPrey-magym has no action masks
+
+
+def test_unavailable_actions_are_never_chosen():
+    """JaxMARL's MPE speaker-listener through dcgenv.adapters.from_jaxmarl: the speaker's
+    actions 3 and 4 are padding (unavailable). With the Q-values of those two raised far above
+    the others, neither greedy play nor epsilon-exploration picks them for the speaker, while
+    the listener gets them (greedy) and all of its actions (exploring); the stored masks are
+    the env's."""
+    config = tiny("iql_ps_nocomm", env="jaxmarl:MPE_simple_speaker_listener_v4")
+    trainer = make_trainer(config)
+    params = jax.tree.map(lambda x: x[0], jax.jit(trainer.init)(jax.random.key(0)).runners.params)
+    bias = params["q"]["params"]["readout"]["bias"]
+    params["q"]["params"]["readout"]["bias"] = bias.at[3:].add(100.0)
+    collect = jax.jit(trainer.collect, static_argnums=(3, 4))
+    for eps, greedy in ((0.0, True), (0.5, False), (1.0, False)):
+        batch, _ = collect(params, jax.random.key(1), eps, 32, greedy)
+        speaker, listener = (set(np.unique(batch.action[..., i]).tolist()) for i in range(2))
+        assert speaker <= {0, 1, 2}, (eps, greedy)
+        if greedy:
+            assert listener <= {3, 4}
+    assert speaker == {0, 1, 2} and listener == {0, 1, 2, 3, 4}  # exploring: all available
+    avail = np.asarray(batch.avail)
+    assert avail.shape == (32, batch.obs.shape[1], 2, 5)
+    np.testing.assert_array_equal(avail[:, :, 0], np.broadcast_to([1, 1, 1, 0, 0],
+                                                                  avail[:, :, 0].shape))
+    assert avail[:, :, 1].all()
