@@ -22,6 +22,13 @@ Per-agent returns: an agent's trace ends where the episode ends (bootstrapping f
 ``info["final_observation"]`` unless ``terminated``) and where the agent leaves (alive now,
 not alive in the final observation: value 0 after it), so cars that take a freed slot later do
 not inherit the previous car's return. ``team_reward`` replaces each reward by the team mean.
+``turn_taking`` (games whose ``active`` mask says whose turn it is: ``Negotiation-v0``) never
+cuts a trace where the agent stops being active: it is waiting, and the reward it receives
+when the other agent acts (the joint reward of an accepted proposal) is credited to the turn
+it acted on; the critic then trains on every agent-step, the policy on active ones. Without
+it, the proposer of an accepted proposal "leaves" on the next step and its proposal turn sees
+reward 0 and no bootstrap. ``ent_coef_heads`` weighs each action head's entropy separately
+(:func:`ppo_loss`).
 
 :func:`make_trainer` exposes the pieces the CLI needs (``init``, ``run`` a chunk of updates,
 greedy ``evaluate``) and, for tests, ``collect``, ``learn`` and ``loss``.
@@ -153,10 +160,10 @@ def comm_coef_at(config: PPOConfig, iteration):
 def gae(config: PPOConfig, traj: Transition) -> tuple[jax.Array, jax.Array]:
     """Per-agent GAE(lambda) over a rollout: ``(advantages, targets)``, both ``[T, E, N]``.
     A trace is cut where the episode ends (bootstrapping unless terminated) and where the
-    agent leaves."""
+    agent leaves (never with ``turn_taking``: an agent that is not active only waits)."""
     def back(next_adv, t):
         done, leaves, next_value, reward, terminated, value = t
-        cont = 1.0 - leaves
+        cont = 1.0 if config.turn_taking else 1.0 - leaves
         boot = next_value * (1.0 - terminated[:, None]) * cont
         delta = reward + config.gamma * boot - value
         adv = delta + config.gamma * config.gae_lambda * (1.0 - done[:, None]) * cont * next_adv
@@ -170,7 +177,8 @@ def gae(config: PPOConfig, traj: Transition) -> tuple[jax.Array, jax.Array]:
 def replay(config: PPOConfig, actor, critic, params, batch: Batch, extras: bool = False):
     """The actor and critic of ``params`` on ``batch``'s rollout, its messages replayed from
     the stored comm keys (a GRU actor from the rollout's first carry): ``log_prob``,
-    ``entropy``, ``value`` ``[T, E, N]`` and the channel cost ``[T, E]``. With ``extras``
+    ``entropy``, ``value`` ``[T, E, N]`` (``entropy`` a dict of each head's with
+    ``ent_coef_heads``) and the channel cost ``[T, E]``. With ``extras``
     (the pieces of agents/attention.py), also the bottleneck's KL ``[T, E]`` (zeros without
     one); the actor then reads the gradient statistic ``params["aux"]["grad_stat"]`` and,
     where :func:`needs_stat`, its received messages carry a zero perturbation
@@ -189,7 +197,8 @@ def replay(config: PPOConfig, actor, critic, params, batch: Batch, extras: bool 
                                          step.reset, jax.random.wrap_key_data(step.comm_key),
                                          True, **({} if not extras else
                                                   {"stat": stat, "perturb": delta}))
-        out = (carry, nets.log_prob(dists, step.action), nets.entropy(dists), comm["cost"])
+        out = (carry, nets.log_prob(dists, step.action),
+               nets.entropy(dists, per_head=bool(config.ent_coef_heads)), comm["cost"])
         return (*out, comm.get("kl", jnp.zeros((), jnp.float32))) if extras else out
     seq = batch.traj._replace(**{f: None for f in Transition._fields
                                  if f not in ("obs", "alive", "reset", "comm_key", "action")})
@@ -235,8 +244,12 @@ def ppo_loss(config: PPOConfig, batch: Batch, log_prob, entropy, value, comm_cos
              comm_coef=None):
     """The clipped PPO loss of a policy that gives ``log_prob``, ``entropy``, ``value``
     (``[T, E, N]``) and ``comm_cost`` (``[T, E]``) on ``batch``: ``(total, parts)``, averaged
-    over alive agent-steps, advantages normalised over them. ``comm_coef``: the cost's
-    coefficient (default ``config.comm_coef``; the learner passes :func:`comm_coef_at`)."""
+    over alive agent-steps (the value loss over all agent-steps with ``turn_taking``: a
+    waiting agent is still in the game), advantages normalised over them. ``comm_coef``: the cost's
+    coefficient (default ``config.comm_coef``; the learner passes :func:`comm_coef_at`).
+    ``entropy`` may be a dict of each head's (``[T, E, N]`` each): the bonus is then
+    ``sum_h w_h * H_h`` with ``w_h`` from ``config.ent_coef_heads`` (``ent_coef`` for a head
+    not named), ``parts["entropy"]`` the heads' sum and ``entropy_<head>`` each one's."""
     comm_coef = config.comm_coef if comm_coef is None else comm_coef
     traj, adv, targets = batch.traj, batch.advantages, batch.targets
     mask = traj.alive.astype(jnp.float32)
@@ -246,12 +259,21 @@ def ppo_loss(config: PPOConfig, batch: Batch, log_prob, entropy, value, comm_cos
     clipped = jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps)
     pg = masked_mean(-jnp.minimum(ratio * adv, clipped * adv), mask)
     v_clip = traj.value + jnp.clip(value - traj.value, -config.clip_eps, config.clip_eps)
-    vf = 0.5 * masked_mean(jnp.maximum((value - targets) ** 2, (v_clip - targets) ** 2), mask)
-    entropy = masked_mean(entropy, mask)
+    vf = 0.5 * masked_mean(jnp.maximum((value - targets) ** 2, (v_clip - targets) ** 2),
+                           jnp.ones_like(mask) if config.turn_taking else mask)
+    heads = {}
+    if isinstance(entropy, dict):  # per-head weights (ent_coef_heads)
+        heads = {f"entropy_{name}": masked_mean(h, mask) for name, h in entropy.items()}
+        bonus = sum(config.ent_coef_heads.get(name, config.ent_coef) * heads[f"entropy_{name}"]
+                    for name in entropy)
+        entropy = sum(heads.values())
+    else:  # one weight on the summed entropy: the original loss
+        entropy = masked_mean(entropy, mask)
+        bonus = config.ent_coef * entropy
     comm_cost = comm_cost.mean()
-    total = pg + config.vf_coef * vf - config.ent_coef * entropy + comm_coef * comm_cost
+    total = pg + config.vf_coef * vf - bonus + comm_coef * comm_cost
     return total, {"loss": total, "pg_loss": pg, "vf_loss": vf, "entropy": entropy,
-                   "comm_cost": comm_cost}
+                   "comm_cost": comm_cost, **heads}
 
 
 def masked_mean(x, mask):

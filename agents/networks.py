@@ -546,5 +546,9 @@ def log_prob(dists, action) -> jax.Array:
     return sum(d.log_prob(a) for d, a in _split(dists, action))
 
 
-def entropy(dists) -> jax.Array:
+def entropy(dists, per_head: bool = False):
+    """The summed entropy of the heads ``[N]``; ``per_head``: a dict of each head's instead
+    (for per-head entropy weights, ``ent_coef_heads``)."""
+    if per_head:
+        return {name: d.entropy() for name, d in dists.items()}
     return sum(d.entropy() for d in dists.values())

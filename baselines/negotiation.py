@@ -19,14 +19,19 @@ Here: ``Negotiation-v0`` (``dcgenv/envs/negotiation.py``) trained by MAPPO (``ag
 ``configs/results/negotiation_<budget>.yaml``, its ``agent`` section) with parameter sharing
 (an agent-id input), a feed-forward actor (the observation holds the other agent's last
 proposal and utterance, not the history) and only the active agent's action counted (the env's
-``active`` mask is the learner's alive mask). Utterances are the actor's Gaussian logits
+``active`` mask is the learner's alive mask; the configs set ``turn_taking``, so an agent waiting
+for its turn is not "gone": the proposer's return runs on to the reward of its accepted
+proposal). Utterances are the actor's Gaussian logits
 ``[6, 10]``, sent by ``GumbelSoftmax`` in evaluation mode (the argmax token, straight through).
 Every cell ``(reward, channels)`` of ``cells`` trains ``num_seeds`` seeds side by side in one
 compiled program.
 
 Per cell and seed, greedy (mode-action) play over ``eval_episodes`` episodes: the joint reward
 (``info["joint_reward"]`` of the first episode of each of ``eval_episodes`` environments: the
-paper's normalised joint reward, 0 without agreement) and the agreement rate; then the same
+paper's normalised joint reward, 0 without agreement), the agreement rate, the game length
+(``turns``: env steps until agreement or the end, the accepting turn included, so 2 when the
+first proposal is accepted; 4-10 without agreement) and ``first_accepted`` (the fraction of
+games agent 1 ends by accepting agent 0's first proposal); then the same
 policy with the *received* utterance zeroed (``joint_no_utterance``) and with the received
 proposal zeroed (``joint_no_proposal``), so a drop says that channel carries what the agents
 act on. Mean and standard deviation over seeds.
@@ -82,8 +87,10 @@ def parse_cell(cell: str) -> tuple[str, str]:
 
 def greedy_joint(trainer, params, episodes: int, key, mute_utterance, mute_proposal):
     """Greedy play of one seed's ``params`` over ``episodes`` environments (first episode of
-    each): mean joint reward and agreement rate; ``mute_*`` (0 or 1, traced) zero what the
-    active agent receives on that channel before it acts."""
+    each): mean joint reward, agreement rate, game length in turns (the accepting turn
+    included, so accepting the first proposal is 2 turns) and the fraction of games that end
+    by accepting the first proposal; ``mute_*`` (0 or 1, traced) zero what the active agent
+    receives on that channel before it acts."""
     config, env, env_params = trainer.config, trainer.env, trainer.env_params
     base = getattr(env, "_env", env)
     actor, _ = make_networks(config, base, env_params)
@@ -102,7 +109,7 @@ def greedy_joint(trainer, params, episodes: int, key, mute_utterance, mute_propo
                                                          env_params)
 
     def step(carry, k):
-        obs, state, h, reset, seen, joint, agreed = carry
+        obs, state, h, reset, seen, joint, agreed, turns = carry
         k_act, k_env = jax.random.split(k)
         h, action = jax.vmap(act)(h, obs, reset, jax.random.split(k_act, episodes))
         obs, state, _, term, trunc, info = jax.vmap(base.step, in_axes=(0, 0, 0, None))(
@@ -110,20 +117,22 @@ def greedy_joint(trainer, params, episodes: int, key, mute_utterance, mute_propo
         done = term | trunc
         joint = joint + jnp.where(seen, 0.0, info["joint_reward"])
         agreed = agreed + jnp.where(seen, 0.0, info["success"].astype(jnp.float32))
-        return (obs, state, h, done, seen | done, joint, agreed), None
+        turns = turns + jnp.where(seen, 0.0, 1.0)
+        return (obs, state, h, done, seen | done, joint, agreed, turns), None
 
     zeros = jnp.zeros(episodes, jnp.float32)
     init = (obs, state, jnp.zeros((episodes, n, width)), jnp.ones(episodes, bool),
-            jnp.zeros(episodes, bool), zeros, zeros)
-    (*_, seen, joint, agreed), _ = jax.lax.scan(
+            jnp.zeros(episodes, bool), zeros, zeros, zeros)
+    (*_, seen, joint, agreed, turns), _ = jax.lax.scan(
         step, init, jax.random.split(key, env_params.max_steps_in_episode))
-    return {"joint_reward": joint.mean(), "agreement": agreed.mean(),
-            "episodes": seen.sum()}
+    return {"joint_reward": joint.mean(), "agreement": agreed.mean(), "turns": turns.mean(),
+            "first_accepted": jnp.mean((agreed > 0) & (turns == 2)), "episodes": seen.sum()}
 
 
 def evaluate(trainer, params, episodes: int, seed: int = 0) -> list[dict]:
-    """Per seed of the seed-batched ``params``: greedy joint reward and agreement, and the joint
-    reward with the received utterance / proposal zeroed."""
+    """Per seed of the seed-batched ``params``: greedy joint reward, agreement, game length
+    (``turns``) and first-proposal acceptance (``first_accepted``), and the joint reward with
+    the received utterance / proposal zeroed."""
     key = jax.random.fold_in(jax.random.key(seed), 1)
 
     @jax.jit
@@ -135,6 +144,8 @@ def evaluate(trainer, params, episodes: int, seed: int = 0) -> list[dict]:
     out = jax.device_get(all_modes(params))
     return [{"joint_reward": float(out["joint_reward"][i, 0]),
              "agreement": float(out["agreement"][i, 0]),
+             "turns": float(out["turns"][i, 0]),
+             "first_accepted": float(out["first_accepted"][i, 0]),
              "joint_no_utterance": float(out["joint_reward"][i, 1]),
              "joint_no_proposal": float(out["joint_reward"][i, 2]),
              "episodes": int(out["episodes"][i, 0])}
@@ -156,7 +167,8 @@ def run_cell(values: dict, cell: str) -> dict:
     print(f"negotiation: {cell}: trained {train_s:.0f} s, greedy joint reward "
           f"{np.mean([s['joint_reward'] for s in seeds]):.3f}", flush=True)
     summary = {}
-    for name in ("joint_reward", "agreement", "joint_no_utterance", "joint_no_proposal"):
+    for name in ("joint_reward", "agreement", "turns", "first_accepted", "joint_no_utterance",
+                 "joint_no_proposal"):
         column = np.array([s[name] for s in seeds], np.float64)
         summary[name] = {"mean": float(column.mean()), "std": float(column.std())}
     metrics = jax.device_get(metrics)
@@ -220,14 +232,16 @@ def plot(result: dict, path: Path) -> None:
 
 
 def table(result: dict) -> str:
-    lines = ["| agents | channels | joint reward (ours) | agreement | utterance zeroed | "
-             "proposal zeroed | paper (Table 1) | public reproduction |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| agents | channels | joint reward (ours) | agreement | turns | first proposal "
+             "accepted | utterance zeroed | proposal zeroed | paper (Table 1) | "
+             "public reproduction |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["cells"]:
         s = row["summary"]
         cell = lambda k, s=s: f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}"
         lines.append(f"| {row['reward']} | {row['channels']} | {cell('joint_reward')} | "
-                     f"{cell('agreement')} | {cell('joint_no_utterance')} | "
+                     f"{cell('agreement')} | {cell('turns')} | {cell('first_accepted')} | "
+                     f"{cell('joint_no_utterance')} | "
                      f"{cell('joint_no_proposal')} | "
                      f"{PAPER.get((row['reward'], row['channels']), '—')} | "
                      f"{REPRODUCTION.get((row['reward'], row['channels']), '—')} |")

@@ -156,3 +156,108 @@ def test_greedy_evaluation_reports_episode_length():
 
     out = evaluate_greedy(tiny, tiny.default_params, chase, (16, 1, 1), jax.random.PRNGKey(1))
     assert 1.0 <= float(out["length"]) < 5.0 and out["success"] > 0
+
+
+NEGOTIATION = {"algorithm": "mappo", "env": "Negotiation-v0", "comm": "none", "hidden": 16,
+               "num_envs": 4, "num_steps": 6, "num_minibatches": 1, "ent_coef": 0.01}
+
+
+def test_ent_coef_heads_weighs_each_heads_entropy():
+    """With ``ent_coef_heads`` the entropy bonus is ``sum_h w_h * H_h`` (``ent_coef`` for a
+    head not named), each ``H_h`` the head's entropy averaged over alive agent-steps; the rest
+    of the loss is the default one's. At initialisation the utterance Gaussian (log-std 0,
+    6 x 10 elements) has entropy ``60 * log(2 pi e) / 2`` exactly, the near-uniform accept
+    and proposal heads about ``log 2`` and ``3 log 6``."""
+    from agents.config import Config
+
+    weights = {"accept": 0.05, "utterance": 0.001}  # proposal: ent_coef (0.01)
+    plain = make_trainer(Config.from_dict(NEGOTIATION))
+    heads = make_trainer(Config.from_dict({**NEGOTIATION, "ent_coef_heads": weights}))
+    runner = jax.tree.map(lambda a: a[0], jax.jit(plain.init)(jax.random.key(0)).runners)
+    _, batch = jax.jit(plain.collect)(runner)
+    total0, parts0 = jax.device_get(jax.jit(plain.loss)(runner.params, batch))
+    total, parts = jax.device_get(jax.jit(heads.loss)(runner.params, batch))
+    h = {k: float(parts[f"entropy_{k}"]) for k in ("accept", "proposal", "utterance")}
+    assert "entropy_accept" not in parts0  # the default logs the sum only
+    np.testing.assert_allclose(h["utterance"], 30 * np.log(2 * np.pi * np.e), rtol=1e-5)
+    np.testing.assert_allclose([h["accept"], h["proposal"]], [np.log(2), 3 * np.log(6)],
+                               rtol=1e-3)
+    np.testing.assert_allclose(parts["entropy"], parts0["entropy"], rtol=1e-5)
+    bonus = 0.05 * h["accept"] + 0.01 * h["proposal"] + 0.001 * h["utterance"]
+    np.testing.assert_allclose(total, total0 + 0.01 * parts0["entropy"] - bonus, rtol=1e-5,
+                               atol=1e-6)
+    # each named weight counts: raising one head's weight lowers the loss by dw * H_h
+    for name in weights:
+        more = make_trainer(Config.from_dict({**NEGOTIATION, "ent_coef_heads": {
+            **weights, name: weights[name] + 1.0}}))
+        np.testing.assert_allclose(jax.device_get(more.loss(runner.params, batch)[0]),
+                                   total - h[name], rtol=1e-5, atol=1e-5)
+
+
+def test_ppo_loss_with_head_entropies_matches_a_reference():
+    """``ppo_loss`` given a dict of per-head entropies: the bonus against NumPy, and equal
+    weights on every head give the default loss on their sum."""
+    from agents.config import Config
+    from agents.mappo import ppo_loss
+
+    config = Config.from_dict({**NEGOTIATION, "ent_coef_heads": {
+        "accept": 0.5, "proposal": 0.25, "utterance": 0.0}})
+    batch, normal = _random_batch(2)
+    ent = {k: normal(5, 3, 2) for k in ("accept", "proposal", "utterance")}
+    log_prob, value, cost = normal(5, 3, 2), normal(5, 3, 2), normal(5, 3)
+    total, parts = jax.device_get(ppo_loss(config, batch, log_prob, ent, value, cost))
+    m = batch.traj.alive
+    bonus = 0.5 * ent["accept"][m].mean() + 0.25 * ent["proposal"][m].mean()
+    rest = parts["pg_loss"] + config.vf_coef * parts["vf_loss"] + config.comm_coef * cost.mean()
+    np.testing.assert_allclose(total, rest - bonus, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(parts["entropy_accept"], ent["accept"][m].mean(), rtol=1e-5)
+    same = Config.from_dict({**NEGOTIATION, "ent_coef_heads": dict.fromkeys(ent, 0.01)})
+    summed = sum(ent.values())
+    want, _ = ppo_loss(Config.from_dict(NEGOTIATION), batch, log_prob, summed, value, cost)
+    got, _ = ppo_loss(same, batch, log_prob, ent, value, cost)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_ent_coef_heads_is_validated():
+    from agents.config import Config
+
+    with pytest.raises(ValueError, match="ent_coef_heads.*'talk'.*accept, proposal, utterance"):
+        Config.from_dict({**NEGOTIATION, "ent_coef_heads": {"talk": 0.1}})
+    with pytest.raises(ValueError, match="ent_coef_heads.*-0.1.*>= 0"):
+        Config.from_dict({**NEGOTIATION, "ent_coef_heads": {"accept": -0.1}})
+    with pytest.raises(ValueError, match="ent_coef_heads.*one head: use ent_coef"):
+        Config.from_dict({"algorithm": "mappo", "env": "PredatorPrey-easy-v0",
+                          "ent_coef_heads": {"move": 0.1}})
+    config = Config.from_dict({**NEGOTIATION, "ent_coef_heads": {"utterance": "1e-3"}})
+    assert config.ent_coef_heads == {"utterance": 0.001}  # YAML's 1e-3 string, as a float
+
+
+def test_turn_taking_credits_the_proposal_that_was_accepted():
+    """Agent 0 proposes on step 0 (then waits: not active), agent 1 accepts on step 1 and both
+    receive 1. By default agent 0 "leaves" after step 0: its proposal's advantage is its
+    reward there, 0. With ``turn_taking`` its trace runs on: ``gamma * lambda * 1``; the value
+    loss then counts every agent-step."""
+    from agents.config import Config
+    from agents.mappo import gae, ppo_loss
+
+    batch, _ = _random_batch(3, T=2, E=1, N=2)
+    zeros = np.zeros((2, 1, 2), np.float32)
+    traj = batch.traj._replace(
+        alive=np.array([[[True, False]], [[False, True]]]),
+        leaves=np.array([[[True, False]], [[False, False]]]), value=zeros, next_value=zeros,
+        reward=np.array([[[0.0, 0.0]], [[1.0, 1.0]]], np.float32),
+        terminated=np.array([[False], [True]]), done=np.array([[False], [True]]))
+    values = {**NEGOTIATION, "gamma": 0.9, "gae_lambda": 0.8}
+    plain, turns = (Config.from_dict({**values, "turn_taking": t}) for t in (False, True))
+    np.testing.assert_allclose(jax.device_get(gae(plain, traj)[0])[:, 0],
+                               [[0.0, 0.72], [1.0, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(jax.device_get(gae(turns, traj)[0])[:, 0],
+                               [[0.72, 0.72], [1.0, 1.0]], rtol=1e-6)
+    # the value loss: over alive agent-steps by default, over all of them with turn_taking
+    batch = batch._replace(traj=traj, targets=np.array([[[2.0, 0.0]], [[0.0, 0.0]]],
+                                                       np.float32))
+    flat = np.zeros((2, 1, 2), np.float32)
+    args = (batch, flat, flat, flat, np.zeros((2, 1), np.float32))
+    vf = [float(ppo_loss(c, *args)[1]["vf_loss"]) for c in (plain, turns)]
+    # targets 2 at (step 0, agent 0), alive there: 0.5 * 4 / 2 by default, / 4 with turns
+    np.testing.assert_allclose(vf, [1.0, 0.5], rtol=1e-6)
