@@ -78,6 +78,10 @@ class Config:
     ppo_num_steps: int = 20
     ppo_lr: float = 3e-3
     ppo_ent_coef: float = 0.001
+    # MAPPO's turn_taking: the proposer, inactive while the other answers, keeps its return
+    # trace, so an accepted claim is credited with the share it won (false: cut there, and the
+    # claim earns 0; the row's results before 2 Dec 2026)
+    ppo_turn_taking: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -179,6 +183,7 @@ def ppo_config(cfg: Config, d1: float, d2: float):
         algorithm="mappo", comm="none", hidden=64, num_envs=cfg.ppo_num_envs,
         num_steps=cfg.ppo_num_steps, num_updates=max(cfg.ppo_updates, 1), lr=cfg.ppo_lr,
         ent_coef=cfg.ppo_ent_coef, gamma=1.0, gae_lambda=0.95, num_minibatches=4,
+        turn_taking=cfg.ppo_turn_taking,
         num_seeds=cfg.num_seeds, seed=cfg.seed, log_every=max(cfg.ppo_updates, 1))
 
 

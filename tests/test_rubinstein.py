@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dcgenv
+from baselines import reproduce as rep
 from dcgenv.envs.rubinstein import Rubinstein, spe_policy, spe_share
 
 DELTAS = [(0.9, 0.9), (0.9, 0.5), (0.3, 0.8), (0.99, 0.95), (0.5, 0.0)]
@@ -201,3 +202,5 @@ def test_ppo_baseline_trains_on_the_registered_game_one_run_per_pair():
         heads = nets.head_spec(env.action_space(params))
         assert [(h.name, h.kind, h.shape) for h in heads] == [("offer", "gaussian", ()),
                                                                ("accept", "gaussian", ())]
+        assert config.turn_taking is False
+    assert rub.ppo_config(rep.load_config("rubinstein", "cpu", rub.Config), 0.9, 0.9).turn_taking
