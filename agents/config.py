@@ -141,6 +141,11 @@ class Config:
             return checks.choice(owner, name, value, self.CHOICES[name])
         if kind == "bool":
             return checks.flag(owner, name, value)
+        if kind == "bool | None":  # None: resolved in check()
+            if value is None or isinstance(value, bool):
+                return value
+            raise ValueError(f"{owner}: got {value!r}; allowed: true, false or null (the "
+                             "environment's own default)")
         if kind == "int":
             low = None if name in SIGNED else 0 if name in ZERO_OK else 1
             return checks.integer(owner, name, value, low=low)
@@ -230,8 +235,10 @@ class PPOConfig(Config):
     # turn-taking games (Negotiation, Referential): an agent whose obs "active" is false waits
     # for its turn, it has not left: its return runs on through the steps it waits (no cut
     # there, rewards it receives while waiting count) and the critic trains on every
-    # agent-step; the policy still trains on active steps only. false: not active = gone
-    turn_taking: bool = False
+    # agent-step; the policy still trains on active steps only. false: not active = gone.
+    # null (the default): the env's turn_based (true for Negotiation, Rubinstein,
+    # Referential, Kyle); the checked config holds the resolved bool
+    turn_taking: bool | None = None
     # linear schedule of one float env param over training, e.g. IC3Net's add_rate curriculum:
     # {param: add_rate, start: 0.1, end: 0.3, begin: 0.1, finish: 0.5} (begin/finish: fractions
     # of num_updates); evaluation uses the environment's own value
@@ -293,6 +300,9 @@ class PPOConfig(Config):
                                  f"{list(self.comm_coef_senders)!r}; allowed with comm: "
                                  f"commnet only, one weight per agent ({n} for {self.env}), "
                                  "or [] for all 1")
+        if self.turn_taking is None:
+            object.__setattr__(self, "turn_taking",
+                               bool(getattr(self.environment[0], "turn_based", False)))
         if self.ent_coef_heads:  # a checked copy, weights as floats
             object.__setattr__(self, "ent_coef_heads", _checked_head_weights(
                 self.ent_coef_heads, self.environment, self.env))

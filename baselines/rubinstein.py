@@ -80,8 +80,8 @@ class Config:
     ppo_ent_coef: float = 0.001
     # MAPPO's turn_taking: the proposer, inactive while the other answers, keeps its return
     # trace, so an accepted claim is credited with the share it won (false: cut there, and the
-    # claim earns 0; the row's results before 2 Dec 2026)
-    ppo_turn_taking: bool = False
+    # claim earns 0, as in the row's results before 2 Dec 2026)
+    ppo_turn_taking: bool = True
     seed: int = 0
 
     def __post_init__(self):

@@ -194,6 +194,11 @@ class MultiAgentEnv(Environment, abc.ABC):
     """Base class of every dcgenv environment (see the module docstring for the contract)."""
 
     agents: tuple[str, ...] = ()
+    # True where the obs key "active" says whose turn it is (an inactive agent waits and is
+    # still in the game, rewards it receives while waiting included); False where a false
+    # "active" or "alive" means the agent has left or is out of play. Learners read it
+    # (MAPPO's turn_taking default).
+    turn_based: bool = False
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)

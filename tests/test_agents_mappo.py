@@ -232,6 +232,22 @@ def test_ent_coef_heads_is_validated():
     assert config.ent_coef_heads == {"utterance": 0.001}  # YAML's 1e-3 string, as a float
 
 
+@pytest.mark.parametrize("env, expected", [("Negotiation-v0", True), ("Rubinstein-v0", True),
+                                           ("Referential-v0", True), ("Kyle-v0", True),
+                                           ("TrafficJunction-easy-v0", False),
+                                           ("PredatorPrey-easy-v0", False)])
+def test_turn_taking_defaults_to_the_env_s_turn_based(env, expected):
+    """Unset, ``turn_taking`` is the env's ``turn_based``: a learner on a turn-taking game
+    credits a waiting agent without being told; set, it is kept; bad values are named."""
+    from agents.config import Config
+
+    base = {"algorithm": "mappo", "env": env, "comm": "none"}
+    assert Config.from_dict(base).turn_taking is expected
+    assert Config.from_dict({**base, "turn_taking": not expected}).turn_taking is (not expected)
+    with pytest.raises(ValueError, match="'turn_taking'.*true, false or null"):
+        Config.from_dict({**base, "turn_taking": "yes"})
+
+
 def test_turn_taking_credits_the_proposal_that_was_accepted():
     """Agent 0 proposes on step 0 (then waits: not active), agent 1 accepts on step 1 and both
     receive 1. By default agent 0 "leaves" after step 0: its proposal's advantage is its

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +13,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import dcgenv
-from baselines import reproduce as rep
 from dcgenv.envs.rubinstein import Rubinstein, spe_policy, spe_share
 
 DELTAS = [(0.9, 0.9), (0.9, 0.5), (0.3, 0.8), (0.99, 0.95), (0.5, 0.0)]
@@ -202,5 +203,6 @@ def test_ppo_baseline_trains_on_the_registered_game_one_run_per_pair():
         heads = nets.head_spec(env.action_space(params))
         assert [(h.name, h.kind, h.shape) for h in heads] == [("offer", "gaussian", ()),
                                                                ("accept", "gaussian", ())]
-        assert config.turn_taking is False
-    assert rub.ppo_config(rep.load_config("rubinstein", "cpu", rub.Config), 0.9, 0.9).turn_taking
+        assert config.turn_taking is True
+    off = dataclasses.replace(cfg, ppo_turn_taking=False)
+    assert rub.ppo_config(off, 0.9, 0.5).turn_taking is False

@@ -101,6 +101,7 @@ class EnvParams(BaseParams):
 
 class Kyle(MultiAgentEnv):
     agents = ("insider", "market_maker")
+    turn_based = True  # obs["active"] is whose turn it is
 
     def __init__(self, auctions: int = 1):
         self.auctions = checks.integer("Kyle", "auctions", auctions, low=1)

@@ -141,6 +141,7 @@ def _ratio(num: jax.Array, den: jax.Array) -> jax.Array:
 
 class Negotiation(MultiAgentEnv):
     agents = ("agent_0", "agent_1")
+    turn_based = True  # obs["active"] is whose turn it is
 
     def __init__(self, channel: comms.Channel | str = PAPER_CHANNEL, linguistic: bool = True,
                  proposal: bool = True, message_length: int = 6, message_dim: int = 10,

@@ -116,6 +116,7 @@ class EnvParams(BaseParams):
 
 class Referential(MultiAgentEnv):
     agents = ("speaker", "listener")
+    turn_based = True  # obs["active"] is whose turn it is
 
     def __init__(self, n_attributes: int = 5, n_values: int = 10, n_candidates: int = 2,
                  message_length: int = 4, message_dim: int = 8,

@@ -90,6 +90,7 @@ def _clean(x: jax.Array) -> jax.Array:
 
 class Rubinstein(MultiAgentEnv):
     agents = ("player_1", "player_2")
+    turn_based = True  # obs["active"] is whose turn it is
 
     def __init__(self, smooth_accept: bool = False):
         self.smooth_accept = checks.flag("Rubinstein", "smooth_accept", smooth_accept)
