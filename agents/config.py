@@ -45,7 +45,7 @@ import dcgenv
 from dcgenv import checks, comms, spaces
 
 # integer keys that may be 0; the others are >= 1
-ZERO_OK = ("seed", "hops", "num_devices", "gradient_budget_k")
+ZERO_OK = ("seed", "hops", "num_devices", "gradient_budget_k", "learn_start", "eval_every")
 SIGNED = ("prior_low", "prior_high")  # integer keys of any sign
 CODED = ("ddcl", "fakequant")  # the channels entropy_coding can wrap (integer symbols)
 UNIT = ("gamma", "gae_lambda", "clip_eps", "epsilon_start", "epsilon_end")  # in [0, 1]
@@ -76,7 +76,7 @@ class Config:
     # networks and optimiser
     hidden: int = 64
     agent_id: bool = True  # append a one-hot agent id to every agent's observation
-    optimizer: str = "adam"  # adam (eps 1e-5) or rmsprop (decay 0.99, eps 1e-5: PyMARL's)
+    optimizer: str = "adam"  # adam (eps 1e-5) or rmsprop (decay 0.99, eps 1e-5 in the sqrt)
     lr: float = 1e-3
     max_grad_norm: float = 0.5
     gamma: float = 0.9
@@ -333,6 +333,16 @@ class IQLConfig(Config):
     # after its observation (arXiv 2401.15059's code: marl-indep-comm, arguments.py)
     last_action: bool = False
     team_reward: bool = False  # every agent learns from the sum of all agents' rewards
+    # keys matching the authors' code (marl-indep-comm); their defaults keep the behaviour
+    # from before the keys existed, bit for bit (docs/iql.md, "Against the authors' code")
+    time_limit_terminal: bool = False  # store a time-limit cut as terminated: no bootstrap
+    per_agent_clip: bool = False  # NPS: each agent's own loss (not /N), clipped by its own norm
+    own_message: bool = True  # false (PS, comm: message): the Q input has the others' only
+    opt_eps: float = 1e-5  # the optimiser's epsilon (RMSprop or Adam; torch's default: 1e-8)
+    rmsprop_eps_in_sqrt: bool = True  # optax's 1/sqrt(v + eps); false: torch's 1/(sqrt(v) + eps)
+    learn_start: int = 0  # episodes stored before learning starts; 0: batch_episodes
+    eval_every: int = 0  # greedy evaluation every this many iterations during training; 0: off
+    eval_episodes_during: int = 20  # greedy episodes of each such evaluation
 
     CHOICES: ClassVar[dict[str, tuple]] = {
         **Config.CHOICES, "algorithm": ("iql",), "comm": ("message", "none")}
@@ -352,6 +362,22 @@ class IQLConfig(Config):
         if self.batch_episodes > self.buffer_episodes:
             raise ValueError(f"config key 'batch_episodes': {self.batch_episodes} exceeds "
                              f"buffer_episodes = {self.buffer_episodes}")
+        if self.learn_start > self.buffer_episodes:
+            raise ValueError(f"config key 'learn_start': {self.learn_start} exceeds "
+                             f"buffer_episodes = {self.buffer_episodes}; allowed: 0 "
+                             f"(batch_episodes) to {self.buffer_episodes}")
+        if self.per_agent_clip and self.parameter_sharing:
+            raise ValueError("config key 'per_agent_clip': one parameter set under "
+                             "parameter_sharing true has one loss and one norm; allowed with "
+                             "parameter_sharing true: false")
+        if not self.own_message and (not self.parameter_sharing or self.comm != "message"):
+            raise ValueError("config key 'own_message': false drops one's own message under "
+                             "parameter_sharing true and comm: message only; allowed here: true")
+        if self.opt_eps <= 0:
+            raise ValueError(f"config key 'opt_eps': got {self.opt_eps}; allowed: a number > 0")
+        if not self.rmsprop_eps_in_sqrt and self.optimizer != "rmsprop":
+            raise ValueError("config key 'rmsprop_eps_in_sqrt': places RMSprop's epsilon; "
+                             f"allowed with optimizer {self.optimizer}: true")
         if self.num_devices != 1:
             raise ValueError("config key 'num_devices': IQL trains on one device (its envs "
                              "live inside each iteration, nothing to split); allowed: 1 — "
@@ -449,11 +475,16 @@ def _yaml_float(value):
     return value
 
 
-def make_optimizer(config: Config, lr) -> optax.GradientTransformation:
-    """Global-norm clipping (``max_grad_norm``) then ``config.optimizer`` at learning rate
-    ``lr`` (a float or an optax schedule)."""
+def make_optimizer(config: Config, lr, eps: float = 1e-5, eps_in_sqrt: bool = True,
+                   clip: optax.GradientTransformation | None = None
+                   ) -> optax.GradientTransformation:
+    """Clipping (``clip``; default: global-norm clipping at ``max_grad_norm``) then
+    ``config.optimizer`` at learning rate ``lr`` (a float or an optax schedule) with epsilon
+    ``eps``; RMSprop divides by ``sqrt(v + eps)`` (optax's default) or, ``eps_in_sqrt``
+    false, by ``sqrt(v) + eps`` (torch's ``RMSprop``). MAPPO takes the defaults."""
     if config.optimizer == "rmsprop":
-        opt = optax.rmsprop(lr, decay=0.99, eps=1e-5)
+        opt = optax.rmsprop(lr, decay=0.99, eps=eps, eps_in_sqrt=eps_in_sqrt)
     else:
-        opt = optax.adam(lr, eps=1e-5)
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+        opt = optax.adam(lr, eps=eps)
+    clip = optax.clip_by_global_norm(config.max_grad_norm) if clip is None else clip
+    return optax.chain(clip, opt)

@@ -10,18 +10,18 @@ after an episode's end are computed but masked out and not counted) and added to
 replay buffer that lives on device (flashbax's item buffer: it stores and samples whole
 episodes as pytrees, is a pure jittable function of its state, and vmaps over seeds — so no
 buffer of our own); then ``gradient_steps`` double-Q (or plain max) TD steps, each on
-``batch_episodes`` episodes sampled uniformly with replacement, once the buffer holds that
-many. The target network is a copy of the online one, refreshed every ``target_every``
-episodes. Epsilon decays linearly from ``epsilon_start`` to ``epsilon_end`` over
-``epsilon_steps`` env steps. The configs (``configs/iql_*.yaml``) use PyMARL's hyperparameters,
-which the paper's code builds on (RMSprop, gamma = 0.99, target every 200 episodes, batch 32
-episodes, buffer 5000).
+``batch_episodes`` episodes sampled uniformly with replacement, once the buffer holds
+``learn_start`` episodes (default: ``batch_episodes``). The target network is a copy of the
+online one, refreshed every ``target_every`` episodes. Epsilon decays linearly from
+``epsilon_start`` to ``epsilon_end`` over ``epsilon_steps`` env steps. The configs
+(``configs/iql_*.yaml``) use PyMARL's hyperparameters, which the paper's code builds on
+(RMSprop, gamma = 0.99, target every 200 episodes, batch 32 episodes, buffer 5000).
 
 Networks (flax.linen), per agent: the Q-network is PyMARL's RNN agent (Dense + ReLU -> GRU ->
 Dense to Q-values). With ``comm: message`` each agent also has a message network (obs -> 64 ->
 64 -> ``message_dim``); messages go through the configured ``dcgenv.comms`` channel and every
 agent's Q-network sees all ``N`` messages of the same step, in agent order, after its own
-observation. ``parameter_sharing``:
+observation (PS with ``own_message: false``: the other ``N - 1``). ``parameter_sharing``:
 
 - true (PS): one parameter set for all agents (vmapped with ``in_axes=None``); a receiver's
   loss reaches the senders' message network — the standard shared-gradient scheme.
@@ -53,7 +53,36 @@ one without masks (bit for bit).
 Rewards are the env's per-agent rewards (each agent learns from its own), or with
 ``team_reward: true`` the sum over agents for every agent (marl-indep-comm's
 ``common/worker.py``: ``reward_ep.append([sum(reward)])``). Losses are averaged over filled
-(agent, step) entries; ``comm_coef`` x the channel's cost is added.
+(agent, step) entries (with ``per_agent_clip``: each agent's average over its filled steps,
+summed over agents); ``comm_coef`` x the channel's cost is added.
+
+Keys that follow the authors' code (marl-indep-comm; each off by default, and off it is the
+code path from before the key, bit for bit):
+
+- ``time_limit_terminal``: an episode cut by the env's step limit (``truncated``) is stored as
+  terminated, so its last step is not bootstrapped (``common/worker.py`` stores ma-gym's done
+  at 100 steps as ``terminate``).
+- ``per_agent_clip`` (NPS only): the loss is the sum of the agents' own losses, not their
+  mean, so agent ``i``'s gradient is that of its own loss, and each agent's gradient (its
+  Q- and message networks together: its slice of the leading agent axis) is clipped to
+  ``max_grad_norm`` by its own norm (:func:`clip_per_agent`); the authors train one network
+  and optimiser per agent, ``clip_grad_norm_`` over that agent's parameters
+  (``no_param_share/algos/idql.py`` ``learn``). RMSprop's state is per element, so per-agent
+  optimisers are the stacked one.
+- ``own_message: false`` (PS, ``comm: message``): each agent's Q-network sees the other
+  ``N - 1`` messages, in agent order, not its own (``param_share/network/base_net.py``
+  ``forward``).
+- ``opt_eps``, ``rmsprop_eps_in_sqrt: false``: torch's ``RMSprop`` epsilon (1e-8 by default)
+  and its place, ``g / (sqrt(v) + eps)``, where optax divides by ``sqrt(v + eps)``.
+- ``learn_start``: learning starts once that many episodes are stored (default
+  ``batch_episodes``). The authors sample ``min(stored, 32)`` episodes with replacement from
+  the first episode on (``runner.py``, ``common/buffer.py``); a jitted batch has a fixed
+  shape, so with fewer than ``batch_episodes`` stored ours samples ``batch_episodes`` with
+  replacement from the stored ones: the same expected loss, with less variance.
+- ``eval_every``: every that many iterations, ``eval_episodes_during`` greedy episodes (the
+  authors: 20 every 10,000 env steps, ``runner.py``), logged as ``eval_success`` and
+  ``eval_return`` (NaN in the other iterations); their key is derived from the runner's key
+  without consuming it, so training is the same with or without them.
 """
 
 from __future__ import annotations
@@ -163,6 +192,10 @@ class Agents:
         self.msg_size = int(np.prod(self.msg_shape))  # what the message network emits
         # what arrives (Gated: the payload, without its send flag)
         self.recv_size = int(np.prod(self.channel.received_shape(1, config.message_dim)))
+        # messages each Q-network reads: all N, or (own_message false) the others' N - 1
+        self.heard = num_agents - (not config.own_message)
+        self.others = np.array([[j for j in range(num_agents) if j != i]
+                                for i in range(num_agents)], np.int32).reshape(num_agents, -1)
         self.learn_channel = self.use_comm and self.channel.has_params
         self.num_actions = num_actions
         self.qnet = QNetwork(num_actions, config.hidden)
@@ -170,7 +203,7 @@ class Agents:
 
     def init(self, key, x):
         """Parameters for one env-step's observations ``x [N, D]``."""
-        width = (x.shape[-1] + (self.num_agents * self.recv_size if self.use_comm else 0)
+        width = (x.shape[-1] + (self.heard * self.recv_size if self.use_comm else 0)
                  + (self.num_actions if self.config.last_action else 0))
         one = lambda agent_key: {
             "q": self.qnet.init(agent_key, jnp.zeros(self.config.hidden), jnp.zeros(width)),
@@ -192,7 +225,8 @@ class Agents:
     def inputs(self, params, x, last, key, train):
         """One env-step ``x [N, D]`` -> Q-network inputs ``[N, D (+ A) + N*m]`` (observation,
         the previous actions ``last [N, A]`` one-hot where ``last_action``, else ``last`` is
-        None, then the step's messages; detached but one's own under NPS) and ``comm``:
+        None, then the step's messages; detached but one's own under NPS; PS with
+        ``own_message`` false: the others' ``N - 1`` only) and ``comm``:
         channel ``bits`` and ``cost`` summed over senders, plus ``nets.message_sums`` for an
         entropy-coded or gated channel (``counts`` ``[1, elements, categories]``). The
         message network reads the observation ``x`` alone."""
@@ -208,9 +242,13 @@ class Agents:
         z_hat, stats = jax.vmap(send)(jax.random.split(key, num_agents),
                                       z.reshape(num_agents, *self.msg_shape))
         z_hat = z_hat.reshape(num_agents, size)
-        view = (jnp.broadcast_to(z_hat[None], (num_agents, num_agents, size))
-                if self.config.parameter_sharing else comms.stop_incoming(z_hat))
-        x = jnp.concatenate([q_in, view.reshape(num_agents, num_agents * size)], -1)
+        if not self.config.parameter_sharing:
+            view = comms.stop_incoming(z_hat)
+        elif self.config.own_message:
+            view = jnp.broadcast_to(z_hat[None], (num_agents, num_agents, size))
+        else:
+            view = z_hat[self.others]  # [N, N - 1, m]: agent i reads the others', in order
+        x = jnp.concatenate([q_in, view.reshape(num_agents, self.heard * size)], -1)
         sums = nets.message_sums(self.channel, stats, jnp.ones(num_agents, jnp.float32))
         sums = {k: v[None] if k == "counts" else v for k, v in sums.items()}  # one "hop"
         return x, {"bits": stats["bits"].sum(), "cost": stats["cost"].sum(), **sums}
@@ -248,11 +286,36 @@ class Agents:
         return jnp.swapaxes(q, 0, 1), cost.mean()
 
 
-def make_buffer(capacity: int, batch: int):
+def make_buffer(capacity: int, batch: int, start: int = 0):
     """The episode replay buffer: flashbax's item buffer (uniform sampling with replacement
-    of ``batch`` stored episodes; ``can_sample`` once ``batch`` are stored)."""
-    return fbx.make_item_buffer(max_length=capacity, min_length=batch, sample_batch_size=batch,
-                                add_batches=True)
+    of ``batch`` stored episodes; ``can_sample`` once ``start`` are stored, 0: ``batch``;
+    fewer stored than ``batch``: ``batch`` drawn with replacement from those)."""
+    return fbx.make_item_buffer(max_length=capacity, min_length=start or batch,
+                                sample_batch_size=batch, add_batches=True)
+
+
+def clip_per_agent(max_norm: float, shared=("channel",)) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm`` for each agent on its own: the leaves of every part of
+    the parameters but ``shared`` have a leading agent axis (NPS), and agent ``i``'s slices,
+    all parts together, are scaled down to norm ``max_norm`` when their norm exceeds it, by
+    the same formula as optax's; a ``shared`` part (the channel's one set) is clipped on its
+    own. Its state is optax's ``EmptyState``, as the global clip's."""
+
+    def update(updates, state, params=None):
+        del params
+        stacked = [x for k, v in updates.items() if k not in shared for x in jax.tree.leaves(v)]
+        norm = jnp.sqrt(sum(jnp.sum(jnp.square(x).reshape(x.shape[0], -1), 1) for x in stacked))
+
+        def clip(x):
+            n = norm.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
+            return jnp.where(n < max_norm, x, (x / n) * max_norm)
+
+        glob = optax.clip_by_global_norm(max_norm)
+        out = {k: glob.update(v, optax.EmptyState())[0] if k in shared
+               else jax.tree.map(clip, v) for k, v in updates.items()}
+        return out, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def previous_actions(action, num_actions: int):
@@ -289,7 +352,8 @@ def epsilon(config: IQLConfig, env_steps):
 def td_loss(config: IQLConfig, q, q_target, episodes: Episodes, comm_cost):
     """Squared TD error of the Q-values ``q`` ``[B, T+1, N, A]`` against the target network's
     ``q_target`` on ``episodes``: ``(total, parts)``; ``parts["per_agent"]`` ``[N]`` is each
-    agent's own TD loss (the total is their mean plus ``comm_coef * comm_cost``). The next
+    agent's own TD loss (the total is their mean, their sum with ``per_agent_clip``, plus
+    ``comm_coef * comm_cost``). The next
     step's argmax (double Q: the online network's; else the target's) runs over the actions
     available there where ``episodes`` are :class:`MaskedEpisodes`."""
     q_next_target = q_target[:, 1:]
@@ -302,7 +366,8 @@ def td_loss(config: IQLConfig, q, q_target, episodes: Episodes, comm_cost):
     y = jax.lax.stop_gradient(episodes.reward + config.gamma * cont * q_next)
     mask = episodes.filled.astype(jnp.float32)[..., None]  # [B, T, 1]
     per_agent = jnp.sum(mask * (taken - y) ** 2, (0, 1)) / jnp.maximum(mask.sum(), 1.0)
-    total = per_agent.mean() + config.comm_coef * comm_cost
+    own = per_agent.sum() if config.per_agent_clip else per_agent.mean()
+    total = own + config.comm_coef * comm_cost
     num_agents = q.shape[2]
     return total, {"loss": total, "per_agent": per_agent, "comm_cost": comm_cost,
                    "q_taken": jnp.sum(mask * taken) / jnp.maximum(mask.sum() * num_agents, 1.0)}
@@ -315,8 +380,9 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
     num_agents, E, T = env.num_agents, config.num_envs, env_params.max_steps_in_episode
     num_actions = int(env.action_space(env_params).n)
     agents = Agents(config, num_agents, num_actions)
-    tx = make_optimizer(config, config.lr)
-    buffer = make_buffer(config.buffer_episodes, config.batch_episodes)
+    clip = clip_per_agent(config.max_grad_norm) if config.per_agent_clip else None
+    tx = make_optimizer(config, config.lr, config.opt_eps, config.rmsprop_eps_in_sqrt, clip)
+    buffer = make_buffer(config.buffer_episodes, config.batch_episodes, config.learn_start)
     features = jax.vmap(lambda obs: nets.flatten_obs(obs, num_agents, config.agent_id))
     message_zeros = (nets.message_zeros(agents.channel, 1, config.message_dim)
                      if agents.use_comm else {})
@@ -361,12 +427,13 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
                 advance, in_axes=(0, 0, 0, None))(
                 jax.random.split(k_env, num_episodes), state, action, env_params)
             done = terminated | truncated
+            stored = done if config.time_limit_terminal else terminated
             # env.transition's obs is the final one (no final_observation in its info)
             step_info = read_info({"final_observation": obs, **info}, done)
             avail = available(state)
             last = None if last is None else jax.nn.one_hot(action, num_actions)
             out = (features(step_info.final_observation), action.astype(jnp.int32),
-                   reward.astype(jnp.float32), terminated, running, bits * running,
+                   reward.astype(jnp.float32), stored, running, bits * running,
                    step_info.success & done & running, avail)
             return (obs, state, carry, last, avail, running & ~done, sums), out
 
@@ -407,7 +474,7 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
 
     def learn(runner: Runner, key) -> tuple[Runner, dict]:
         """``gradient_steps`` TD steps on batches sampled from the buffer (NaN losses and no
-        step until it holds ``batch_episodes``), then the target network's refresh."""
+        step until it holds ``learn_start`` episodes), then the target network's refresh."""
         def gradient_step(state, step_key):
             params, opt_state = state
             k_sample, k_loss = jax.random.split(step_key)
@@ -434,8 +501,26 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
                               params)
         return runner._replace(params=params, opt_state=opt_state, target=target), parts
 
+    def evaluate_during(runner: Runner, iteration) -> dict:
+        """With ``eval_every``: ``eval_episodes_during`` greedy episodes after every
+        ``eval_every``-th iteration (NaN otherwise), on a key derived from, not split off, the
+        runner's; without it: nothing."""
+        if not config.eval_every:
+            return {}
+
+        def play(params):
+            _, stats = collect(params, jax.random.fold_in(runner.key, 1),
+                               0.0, config.eval_episodes_during, greedy=True)
+            return {"eval_success": stats["success"], "eval_return": stats["return"]}
+
+        skip = lambda params: {k: jnp.full((), jnp.nan, jnp.float32)
+                               for k in ("eval_success", "eval_return")}
+        return jax.lax.cond((iteration + 1) % config.eval_every == 0, play, skip,
+                            runner.params)
+
     def update(runner: Runner, iteration=0):
-        """One iteration for one seed: play ``num_envs`` episodes, store them, learn."""
+        """One iteration for one seed: play ``num_envs`` episodes, store them, learn (and,
+        with ``eval_every``, evaluate)."""
         key, k_collect, k_learn = jax.random.split(runner.key, 3)
         eps = epsilon(config, runner.env_steps)
         episodes, stats = collect(runner.params, k_collect, eps, E)
@@ -449,7 +534,8 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
                    "env_steps": runner.env_steps.astype(jnp.float32) * config.num_seeds,
                    "bits_per_message": stats["bits"] / jnp.maximum(stats["messages"], 1.0),
                    **nets.message_metrics(stats["sums"], stats["messages"]),
-                   **{k: jnp.nanmean(v) for k, v in parts.items()}}
+                   **{k: jnp.nanmean(v) for k, v in parts.items()},
+                   **evaluate_during(runner, iteration)}
         return runner, metrics
 
     init_seeds, run = make_loop(init, update, config.num_seeds, config.log_every, progress)

@@ -1,8 +1,10 @@
 """IQL: the episode buffer returns what was stored, the target network refreshes on schedule,
 NPS gradients stay with their agent, PS and NPS agree where they must, each of the paper's
 four configs trains (a few iterations, tiny sizes) on PredatorPrey-magym-v0, the previous
-action reaches the Q-network the same way when acting and in the loss, and unavailable
-actions (a JaxMARL env's padded ones) are never played nor bootstrapped from."""
+action reaches the Q-network the same way when acting and in the loss, unavailable
+actions (a JaxMARL env's padded ones) are never played nor bootstrapped from, and the keys
+that follow the authors' code (time limit, per-agent clip, own message, optimiser epsilon,
+learn start, evaluation during training) do what they say and leave the defaults as before."""
 
 import dataclasses
 import json
@@ -33,12 +35,15 @@ def tiny(name="iql_nps_comm", **kw):
 
 
 @settings(max_examples=25, deadline=None)
-@given(adds=st.lists(st.integers(1, 3), min_size=1, max_size=8), seed=st.integers(0, 2**16))
-def test_buffer_returns_what_was_stored(adds, seed):
-    """Items are tagged with their insertion number; every sample is a stored item, whole and
-    unaltered, from the newest ``capacity`` ones; with enough samples all of them show up."""
+@given(adds=st.lists(st.integers(1, 3), min_size=1, max_size=8), seed=st.integers(0, 2**16),
+       start=st.sampled_from([0, 1, 3]))
+def test_buffer_returns_what_was_stored(adds, seed, start):
+    """Items are tagged with their insertion number; sampling starts once ``start`` items are
+    stored (0: the batch of 4; ``learn_start``); every sample is a stored item, whole and
+    unaltered, from the newest ``capacity`` ones, drawn with replacement (a batch of 4 from 1
+    to 3 stored ones too); with enough samples all of them show up."""
     capacity = 5
-    buffer = make_buffer(capacity, 4)
+    buffer = make_buffer(capacity, 4, start)
     item = lambda tag: {"obs": jnp.full((3, 2), tag, jnp.float32),
                         "action": jnp.full((3,), tag, jnp.int32)}
     state, count = buffer.init(item(0)), 0
@@ -47,8 +52,8 @@ def test_buffer_returns_what_was_stored(adds, seed):
                                                *[item(count + j + 1) for j in range(k)]))
         count += k
     kept = set(range(max(1, count - capacity + 1), count + 1))
-    assert bool(buffer.can_sample(state)) == (count >= 4)
-    if count < 4:
+    assert bool(buffer.can_sample(state)) == (count >= (start or 4))
+    if count < (start or 4):
         return
     sample = jax.vmap(buffer.sample, in_axes=(None, 0))(
         state, jax.random.split(jax.random.key(seed), 64)).experience
@@ -116,14 +121,16 @@ def test_ps_and_nps_agree_with_identical_parameters_and_data(comm):
         assert diff > 1e-6
 
 
-def _assert_trained(name, state, metrics, ev):
-    """4 iterations of 2 episodes each (``tiny(name, num_updates=4, batch_episodes=4)``)."""
+def _assert_trained(config, state, metrics, ev):
+    """4 iterations of 2 episodes each (``tiny(name, num_updates=4, batch_episodes=4)``);
+    learning from the first (``learn_start`` 1 or 2: the authors' configs) or the second."""
     assert int(state.update) == 4 and int(state.runners.episodes[0]) == 8
-    assert np.isnan(metrics["loss"][0]) and np.isfinite(metrics["loss"][1:]).all()
+    first = 2 >= (config.learn_start or config.batch_episodes)
+    assert np.isfinite(metrics["loss"][0]) == first and np.isfinite(metrics["loss"][1:]).all()
     assert (np.diff(metrics["env_steps"]) > 0).all() and metrics["epsilon"][-1] < 1.0
     assert np.all(metrics["length"] <= 6)
     assert 0 <= ev["success"] <= 1 and np.isfinite(ev["return"])
-    assert (ev["bits_per_message"] > 0) == ("_comm" in name)
+    assert (ev["bits_per_message"] > 0) == (config.comm == "message")
 
 
 # the fourth, iql_nps_comm, trains through the train command (test_iql_through_the_train_...)
@@ -153,7 +160,7 @@ def test_each_paper_config_trains_a_few_iterations(name):
     ev = jax.device_get(jax.jit(trainer.evaluate, static_argnums=2)(
         jax.tree.map(lambda x: x[0], state.runners.params), jax.random.key(1), 4))
     metrics = jax.tree.map(lambda *x: np.concatenate(x), *metrics)
-    _assert_trained(name, state, metrics, ev)
+    _assert_trained(trainer.config, state, metrics, ev)
 
 
 def test_bad_iql_configs_raise():
@@ -206,7 +213,7 @@ def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
     rows = progress.read_rows(tmp_path / "a" / "metrics.jsonl")
     assert rows == progress.read_rows(tmp_path / "b" / "metrics.jsonl") and len(rows) == 4
     metrics = {k: np.array([r[k] for r in rows]) for k in rows[0]}
-    _assert_trained("iql_nps_comm", state_a, metrics, results_a["eval"]["mean"])
+    _assert_trained(config, state_a, metrics, results_a["eval"]["mean"])
     assert evaluate_checkpoint(tmp_path / "a", episodes=4)["mean"] == results_a["eval"]["mean"]
 
 
@@ -451,3 +458,287 @@ def test_unavailable_actions_are_never_chosen():
     np.testing.assert_array_equal(avail[:, :, 0], np.broadcast_to([1, 1, 1, 0, 0],
                                                                   avail[:, :, 0].shape))
     assert avail[:, :, 1].all()
+
+
+# --- keys that follow the authors' code (docs/iql.md, "Against the authors' code") ---
+
+AUTHORS_KEYS = ("time_limit_terminal", "per_agent_clip", "own_message", "opt_eps",
+                "rmsprop_eps_in_sqrt", "learn_start", "eval_every", "eval_episodes_during")
+
+
+def _defaults():
+    """``IQLConfig``'s defaults of the keys that follow the authors' code."""
+    from agents.config import IQLConfig
+
+    return {f.name: f.default for f in dataclasses.fields(IQLConfig) if f.name in AUTHORS_KEYS}
+
+
+def _steps(tx, grads, params):
+    """``tx``'s updates and states over a sequence of gradients."""
+    state, out = tx.init(params), []
+    for g in grads:
+        update, state = tx.update(g, state, params)
+        out.append((update, state))
+    return out
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_make_optimizer_defaults_are_the_previous_chain(optimizer):
+    """``make_optimizer(config, lr)`` (MAPPO's call) and IQL's call with ``IQLConfig``'s
+    defaults give, bit for bit, the updates and states of the chain from before the keys:
+    global-norm clipping, then RMSprop (decay 0.99, eps 1e-5 in the sqrt) or Adam (eps 1e-5);
+    the gradients' norms lie on both sides of ``max_grad_norm``."""
+    import optax
+
+    from agents.config import make_optimizer
+
+    config = tiny(optimizer=optimizer, max_grad_norm=0.5)
+    assert {k: getattr(config, k) for k in AUTHORS_KEYS} == _defaults()
+    lr = 1e-2
+    old = optax.chain(optax.clip_by_global_norm(0.5),
+                      optax.rmsprop(lr, decay=0.99, eps=1e-5) if optimizer == "rmsprop"
+                      else optax.adam(lr, eps=1e-5))
+    rng = np.random.default_rng(0)
+    params = {"a": jnp.zeros((3, 4)), "b": {"c": jnp.zeros(5)}}
+    grads = [jax.tree.map(lambda x, s=s: jnp.asarray(rng.normal(size=x.shape) * s, jnp.float32),
+                          params) for s in (0.01, 1.0, 0.05)]
+    assert optax.tree.norm(grads[0]) < 0.5 < optax.tree.norm(grads[1])
+    want = _steps(old, grads, params)
+    for new in (make_optimizer(config, lr),
+                make_optimizer(config, lr, config.opt_eps, config.rmsprop_eps_in_sqrt, None)):
+        for a, b in zip(jax.tree.leaves(_steps(new, grads, params)), jax.tree.leaves(want),
+                        strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_rmsprop_eps_outside_the_sqrt_is_torchs_formula():
+    """``rmsprop_eps_in_sqrt: false`` with ``opt_eps`` 1e-8: two steps of torch's RMSprop
+    (alpha 0.99), ``v = 0.99 v + 0.01 g^2``, ``p -= lr g / (sqrt(v) + eps)``, by hand in float64;
+    optax's default place, ``sqrt(v + eps)``, is far off for the small gradients."""
+    from agents.config import make_optimizer
+
+    config = tiny("iql_nps_comm", opt_eps=1e-8, rmsprop_eps_in_sqrt=False, max_grad_norm=1e3)
+    assert config.optimizer == "rmsprop"
+    lr, eps = 1e-2, 1e-8
+    g = np.array([[1e-5, -1e-4, 1e-3, 0.5, -2.0], [3e-5, 1e-4, -1e-3, 0.1, 1.0]])
+    params = {"w": jnp.zeros(5)}
+    grads = [{"w": jnp.asarray(x, jnp.float32)} for x in g]
+    v, p = np.zeros(5), np.zeros(5)
+    for x in g:
+        v = 0.99 * v + 0.01 * x**2
+        p = p - lr * x / (np.sqrt(v) + eps)
+    for tx, torch_like in ((make_optimizer(config, lr, eps, False), True),
+                           (make_optimizer(config, lr, eps, True), False)):
+        w = params["w"]
+        for update, _ in _steps(tx, grads, params):
+            w = w + update["w"]
+        assert np.allclose(w, p, rtol=1e-5, atol=0) == torch_like
+
+
+def test_clip_per_agent_clips_each_agents_slice_by_its_own_norm():
+    """A stacked pytree (leading agent axis 2 on "q" and "message", none on the shared
+    "channel"): agent 0's slices, all parts together, have norm 20 and come out at norm 10
+    (``max_norm``), same direction; agent 1's (norm 3) come out unchanged, bit for bit; the
+    channel (norm 15) is clipped by its own norm to 10, and scaling it does not move the
+    agents'. A global clip would have scaled agent 1 too."""
+    import optax
+
+    from agents.iql import clip_per_agent
+
+    rng = np.random.default_rng(1)
+    g = {"q": {"a": rng.normal(size=(2, 3)), "b": rng.normal(size=(2, 2, 2))},
+         "message": {"c": rng.normal(size=(2, 4))}, "channel": {"d": rng.normal(size=5)}}
+    agent_norm = lambda t: np.sqrt(sum(np.sum(np.square(np.asarray(x)).reshape(2, -1), 1)
+                                       for k in ("q", "message") for x in jax.tree.leaves(t[k])))
+    scale = np.array([20.0, 3.0]) / agent_norm(g)
+    g = {k: jax.tree.map(lambda x: x * scale.reshape(-1, *[1] * (x.ndim - 1)), v)
+         if k != "channel" else jax.tree.map(lambda x: x * 15.0 / np.linalg.norm(x), v)
+         for k, v in g.items()}
+    g = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), g)
+    np.testing.assert_allclose(agent_norm(g), [20.0, 3.0], rtol=1e-6)
+    tx = clip_per_agent(10.0)
+    out, _ = tx.update(g, tx.init(g))
+    np.testing.assert_allclose(agent_norm(out), [10.0, 3.0], rtol=1e-6)
+    for a, b in zip(jax.tree.leaves({k: g[k] for k in ("q", "message")}),
+                    jax.tree.leaves({k: out[k] for k in ("q", "message")}), strict=True):
+        np.testing.assert_allclose(b[0], a[0] / 2, rtol=1e-6)
+        np.testing.assert_array_equal(b[1], a[1])
+    np.testing.assert_allclose(out["channel"]["d"], g["channel"]["d"] * 10 / 15, rtol=1e-6)
+    louder = {**g, "channel": {"d": g["channel"]["d"] * 100}}
+    for a, b in zip(jax.tree.leaves(out["q"]), jax.tree.leaves(tx.update(louder, None)[0]["q"]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    glob, _ = optax.clip_by_global_norm(10.0).update(g, None)
+    assert agent_norm(glob)[1] < 2.9
+
+
+def test_per_agent_clip_sums_the_agents_own_losses():
+    """``per_agent_clip``: the TD loss is the sum of the agents' own losses (not their mean)
+    plus ``comm_coef`` x the cost, the per-agent losses are unchanged, and the gradient with
+    respect to the Q-values is N times the mean's: each agent's that of its own loss."""
+    from agents.iql import Episodes, td_loss
+
+    rng = np.random.default_rng(2)
+    B, T, N, A = 3, 4, 4, 5
+    q, q_target = rng.normal(size=(2, B, T + 1, N, A)).astype(np.float32)
+    episodes = Episodes(obs=np.zeros((B, T + 1, N, 1), np.float32),
+                        action=rng.integers(0, A, (B, T, N)).astype(np.int32),
+                        reward=rng.normal(size=(B, T, N)).astype(np.float32),
+                        terminated=rng.random((B, T)) < 0.3, filled=rng.random((B, T)) < 0.7)
+    mean, summed = (tiny("iql_nps_nocomm", comm_coef=0.5, per_agent_clip=c) for c in (False, True))
+    cost = np.float32(0.2)
+    (total_mean, parts_mean), (total_sum, parts_sum) = (
+        td_loss(c, q, q_target, episodes, cost) for c in (mean, summed))
+    np.testing.assert_array_equal(parts_mean["per_agent"], parts_sum["per_agent"])
+    per_agent = np.asarray(parts_sum["per_agent"])
+    np.testing.assert_allclose(total_sum, per_agent.sum() + 0.5 * 0.2, rtol=1e-6)
+    np.testing.assert_allclose(total_mean, per_agent.mean() + 0.5 * 0.2, rtol=1e-6)
+    grad = lambda c: jax.grad(lambda q: td_loss(c, q, q_target, episodes, cost)[0])(q)
+    np.testing.assert_allclose(grad(summed), N * grad(mean), rtol=1e-5, atol=1e-7)
+
+
+def test_ps_without_own_message_reads_the_others_messages_in_order():
+    """The authors' PS comm config (``own_message: false``, ``last_action``): the Q-network
+    reads ``obs + A + (N - 1) * m`` inputs, and agent i's are its observation, its previous
+    action and the message network's outputs of agents ``j != i``, in agent order (by hand
+    from the message network; the continuous channel passes them as they are)."""
+    from agents import networks as nets
+    from agents.iql import Agents
+
+    config = tiny("iql_ps_comm_authors")
+    assert config.parameter_sharing and not config.own_message and config.last_action
+    env, env_params = config.environment
+    n, num_actions, m = env.num_agents, int(env.action_space(env_params).n), config.message_dim
+    key = jax.random.key(3)
+    x = nets.flatten_obs(env.reset(key, env_params)[0], n, config.agent_id)
+    width = x.shape[-1]
+    agents = Agents(config, n, num_actions)
+    params = agents.init(key, x)
+    assert params["q"]["params"]["embedding"]["kernel"].shape[0] == (
+        width + num_actions + (n - 1) * m)
+    last = jax.nn.one_hot(jnp.arange(n) % num_actions, num_actions)
+    inputs, _ = agents.inputs(params, x, last, key, False)
+    assert inputs.shape == (n, width + num_actions + (n - 1) * m)
+    msgs = np.asarray(jax.vmap(agents.msgnet.apply, in_axes=(None, 0))(params["message"], x))
+    assert np.abs(msgs[0] - msgs[1]).max() > 1e-4  # distinct messages: the order shows
+    for i in range(n):
+        want = np.concatenate([x[i], last[i]] + [msgs[j] for j in range(n) if j != i])
+        np.testing.assert_allclose(inputs[i], want, rtol=1e-6, atol=1e-7)
+
+
+def test_time_limit_terminal_stores_the_cut_as_terminated():
+    """The same episodes (same parameters and key, 6-step limit) collected without and with
+    ``time_limit_terminal``: on filled steps the stored ``terminated`` differs exactly at the
+    time limit of the episodes that reach it (without the key: not terminated, bootstrapped;
+    with it: terminated), and every episode's last filled step is terminated with it."""
+    plain, cut = (make_trainer(tiny("iql_ps_nocomm", time_limit_terminal=t)) for t in (False, True))
+    params, batch = _batch(plain, jax.random.key(10), episodes=8)
+    other, _ = jax.jit(cut.collect, static_argnums=3)(params, jax.random.key(10), 1.0, 8)
+    np.testing.assert_array_equal(other.action, batch.action)
+    filled = np.asarray(batch.filled)
+    np.testing.assert_array_equal(other.filled, filled)
+    T = filled.shape[1]
+    at_limit = np.zeros_like(filled)
+    at_limit[:, T - 1] = filled.all(1)  # reached the limit
+    assert at_limit.any() and not np.asarray(batch.terminated)[at_limit].any()
+    np.testing.assert_array_equal(np.asarray(other.terminated)[filled],
+                                  (np.asarray(batch.terminated) | at_limit)[filled])
+    last = filled.sum(1) - 1
+    assert np.asarray(other.terminated)[np.arange(8), last].all()
+
+
+_RUNS = {}
+
+
+def _train(**kw):
+    """``tiny("iql_ps_nocomm", batch_episodes=4, num_seeds=2, **kw)`` trained 4 iterations as
+    two chunks of 2 (one compile): ``(trainer, [state after each chunk], metrics [4])``,
+    kept for the tests that share a run."""
+    name = repr(sorted(kw.items()))
+    if name not in _RUNS:
+        trainer = make_trainer(tiny("iql_ps_nocomm", batch_episodes=4, num_seeds=2,
+                                    num_updates=4, **kw))
+        state = jax.jit(trainer.init)(jax.random.key(11))
+        run = jax.jit(trainer.run, static_argnums=1)
+        states, metrics = [], []
+        for _ in range(2):
+            state, m = run(state, 2)
+            states.append(state)
+            metrics.append(jax.device_get(m))
+        _RUNS[name] = (trainer, states, jax.tree.map(lambda *x: np.concatenate(x), *metrics))
+    return _RUNS[name]
+
+
+def test_learn_start_one_learns_from_the_first_iteration():
+    """Batch 4, 2 episodes per iteration: by default the first iteration only stores (NaN
+    loss); with ``learn_start: 1`` it already learns, on 4 episodes drawn from the 2 stored."""
+    _, _, default = _train()
+    _, _, early = _train(learn_start=1)
+    assert np.isnan(default["loss"][0]) and np.isfinite(default["loss"][1:]).all()
+    assert np.isfinite(early["loss"]).all()
+
+
+def test_evaluation_during_training_leaves_training_as_it_was():
+    """``eval_every: 4`` over two chunks of 2 iterations, 2 seeds: ``eval_success`` and
+    ``eval_return`` are NaN but at the 4th iteration (counted across chunks), where they are
+    the greedy evaluation of that iteration's parameters on the key derived from the runner's
+    (``trainer.evaluate``, mean over seeds); every other metric, the parameters and the
+    buffer are bit for bit those of the run without it."""
+    trainer, states, evals = _train(eval_every=4, eval_episodes_during=3)
+    _, plain_states, plain = _train()
+    assert set(evals) == set(plain) | {"eval_success", "eval_return"}
+    for k, v in plain.items():
+        np.testing.assert_array_equal(evals[k], v, err_msg=k)
+    for a, b in zip(jax.tree.leaves((states[-1].runners.params, states[-1].runners.buffer)),
+                    jax.tree.leaves((plain_states[-1].runners.params,
+                                     plain_states[-1].runners.buffer)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for k in ("eval_success", "eval_return"):
+        assert np.isnan(evals[k][:3]).all() and np.isfinite(evals[k][3]), k
+    runners = states[-1].runners
+    evaluate = jax.jit(trainer.evaluate, static_argnums=2)
+    direct = [jax.device_get(evaluate(jax.tree.map(lambda x, s=s: x[s], runners.params),
+                                      jax.random.fold_in(runners.key[s], 1), 3))
+              for s in range(2)]
+    np.testing.assert_allclose(evals["eval_return"][3], np.mean([d["return"] for d in direct]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(evals["eval_success"][3], np.mean([d["success"] for d in direct]),
+                               rtol=1e-6)
+    assert direct[0]["return"] != direct[1]["return"]  # the seeds' own keys and parameters
+
+
+def test_bad_authors_code_keys_raise():
+    """Each rule across the new keys names the key and what is allowed."""
+    cases = [(dict(name="iql_ps_comm", per_agent_clip=True),
+              r"'per_agent_clip'.*allowed with parameter_sharing true: false"),
+             (dict(name="iql_nps_comm", own_message=False), r"'own_message'.*allowed here: true"),
+             (dict(name="iql_ps_nocomm", own_message=False),
+              r"'own_message'.*comm: message only; allowed here: true"),
+             (dict(opt_eps=0.0), r"'opt_eps'.*allowed: a number > 0"),
+             (dict(opt_eps=-1e-8), r"'opt_eps'.*finite number in"),
+             (dict(optimizer="adam", rmsprop_eps_in_sqrt=False),
+              r"'rmsprop_eps_in_sqrt'.*allowed with optimizer adam: true"),
+             (dict(learn_start=9), r"'learn_start'.*allowed: 0 \(batch_episodes\) to 8"),
+             (dict(learn_start=-1), r"'learn_start'.*integer in"),
+             (dict(eval_every=-1), r"'eval_every'.*integer in"),
+             (dict(eval_episodes_during=0), r"'eval_episodes_during'.*integer in")]
+    for kw, message in cases:
+        with pytest.raises(ValueError, match=message):
+            tiny(**kw)
+    tiny("iql_nps_comm", per_agent_clip=True, learn_start=8)  # the edges are allowed
+
+
+def test_the_authors_configs_carry_the_authors_code_keys():
+    """The four ``*_authors`` configs load with the authors' code's settings (the time limit
+    as a termination, torch's RMSprop epsilon and its place, learning from the first episode,
+    20 greedy episodes every 12 iterations; NPS: per-agent loss and clip; PS with messages:
+    the others' messages only); the grid configs keep every new key at its default."""
+    for name in CONFIGS:
+        config = load(ROOT / "configs" / f"{name}_predator_prey_magym_authors.yaml")
+        ps, comm = config.parameter_sharing, config.comm == "message"
+        assert (config.time_limit_terminal, config.opt_eps, config.rmsprop_eps_in_sqrt,
+                config.learn_start, config.eval_every, config.eval_episodes_during) == (
+            True, 1e-8, False, 1, 12, 20), name
+        assert config.per_agent_clip == (not ps) and config.own_message == (not (ps and comm))
+        grid = load(ROOT / "configs" / f"{name}_predator_prey_magym.yaml")
+        assert {k: getattr(grid, k) for k in AUTHORS_KEYS} == _defaults(), name
