@@ -65,6 +65,12 @@ def _prey_dist(state, cells):
     return jnp.where(state.prey_alive, dist, FAR)
 
 
+def _free(env, state, i, cells):
+    """Which of ``cells`` [5, 2] no other predator stands on."""
+    others = jnp.arange(env.num_agents) != i
+    return ~jnp.any(jnp.all(cells[:, None] == state.predators, -1) & others, -1)
+
+
 def avoid(env, state, i):
     """Stay, or the first move (down, left, up, right) onto a cell next to no live prey."""
     bad = (_prey_dist(state, _cells(env, state, i)) <= 1).any(-1)
@@ -80,10 +86,8 @@ def chase(env, state, i):
     near = jnp.argmin(d_all[i])
     cells = _cells(env, state, i)
     to_prey = jnp.abs(cells - state.prey[near]).sum(-1)
-    others = jnp.arange(env.num_agents) != i
-    taken = jnp.any(jnp.all(cells[:, None] == state.predators, -1) & others, -1)
     prey_cell = (_prey_dist(state, cells) == 0).any(-1)
-    move = jnp.argmin(jnp.where(taken | prey_cell, FAR, to_prey))
+    move = jnp.argmin(jnp.where(_free(env, state, i, cells) & ~prey_cell, to_prey, FAR))
     act = jnp.where(d_all[i, near] <= 1, 4, move)
     return jnp.where(jnp.any(state.prey_alive), act, 4)
 
@@ -101,7 +105,7 @@ def pounce(env, state, i):
     cells = _cells(env, state, i)
     to_prey = jnp.abs(cells - state.prey[near]).sum(-1)
     clear = (_prey_dist(state, cells) >= 2).all(-1)  # next to no live prey
-    free = ~jnp.any(jnp.all(cells[:, None] == state.predators, -1) & others, -1)
+    free = _free(env, state, i, cells)
     approach = jnp.argmin(jnp.where(clear & free, to_prey, FAR))
     step_in = jnp.argmin(jnp.where((to_prey == 1) & free, 0, 1))
     act = jnp.where(d[i] >= 3, approach, 4)
@@ -145,7 +149,7 @@ def episode(env, params, key, focal: str, base: str, eps):
 
 def measure(episodes: int = 1000, eps=EPS, seed: int = 0) -> dict:
     """Per base and ``eps``: mean team return, success, captures and single-predator penalty
-    steps per episode with the focal predator chasing and avoiding (the same keys for both)."""
+    steps per episode for each (base, focal) pair of policies (the same keys for all)."""
     env, params = dcgenv.make("PredatorPrey-magym-v0")
     keys = jax.random.split(jax.random.key(seed), episodes)
     out = {}
