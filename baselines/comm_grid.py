@@ -67,8 +67,9 @@ FLOAT_BITS = 32  # a continuous message element counted as one float32
 class Config:
     """A budget of a row: the learner's config (``agents.config``) shared by all cells, the
     environment ``family`` and its ``levels`` (``<family>-<level>-v0``), the channels, the
-    FakeQuant widths, the DDCL lambdas and delta, ``runs_dir`` (empty:
-    ``$HOME/dcgenv_runs/<row>``) and ``max_cells`` (cells trained per invocation; 0: all)."""
+    FakeQuant widths, the DDCL lambdas and delta, ``coded_lambdas`` (the ``ddcl_coded`` cells'
+    lambdas; empty: ``lambdas``), ``runs_dir`` (empty: ``$HOME/dcgenv_runs/<row>``) and
+    ``max_cells`` (cells trained per invocation; 0: all)."""
 
     agent: dict
     family: str = "TrafficJunction"
@@ -77,6 +78,7 @@ class Config:
     fakequant_bits: tuple[int, ...] = (4, 8, 16)
     lambdas: tuple[float, ...] = (1e-4, 1e-3, 5e-3)
     delta: float = 1 / 15  # the DDCL repo's: 1 / num_messages, num_messages 15
+    coded_lambdas: tuple[float, ...] = ()
     runs_dir: str = ""
     max_cells: int = 0
 
@@ -93,7 +95,8 @@ def cells(cfg: Config) -> list[tuple[str, dict]]:
                                                           "channel_kwargs": {"bits": b}}))
             elif channel in ("ddcl", "ddcl_coded"):
                 coded = {"entropy_coding": True} if channel == "ddcl_coded" else {}
-                for lam in cfg.lambdas:
+                lambdas = (cfg.coded_lambdas or cfg.lambdas) if coded else cfg.lambdas
+                for lam in lambdas:
                     out.append((f"{level}-{channel}{lam:g}", {
                         **base, "channel": "ddcl", "comm_coef": lam,
                         "channel_kwargs": {"delta": cfg.delta}, **coded}))

@@ -40,6 +40,16 @@ def test_ddcl_coded_cells_are_the_ddcl_cells_with_a_learned_prior():
     assert coded == plain
 
 
+def test_coded_lambdas_replace_the_lambdas_of_the_coded_cells_only():
+    cfg = dataclasses.replace(config("smoke"), channels=("ddcl", "ddcl_coded"),
+                              lambdas=(1e-3,), coded_lambdas=(3e-4, 1e-3))
+    names = [n.split("-", 1)[1] for n, _ in G.cells(cfg)]
+    assert names == ["ddcl0.001", "ddcl_coded0.0003", "ddcl_coded0.001"]
+    # empty: the coded cells take the lambdas
+    assert [n.split("-", 1)[1] for n, _ in G.cells(dataclasses.replace(cfg, coded_lambdas=()))
+            ] == ["ddcl0.001", "ddcl_coded0.001"]
+
+
 def test_an_unknown_channel_names_the_allowed_ones():
     cfg = dataclasses.replace(config("smoke"), channels=("silent", "gumbel"))
     with pytest.raises(ValueError, match="'gumbel'.*ddcl_coded"):
