@@ -399,7 +399,10 @@ def make_trainer(config: IQLConfig, progress=None) -> Trainer:
         params = agents.init(k_params, nets.flatten_obs(obs, num_agents, config.agent_id))
         episodes, _ = jax.eval_shape(lambda: collect(params, k_env, 1.0, 1))
         item = jax.tree.map(lambda spec: jnp.zeros(spec.shape[1:], spec.dtype), episodes)
-        return Runner(params, params, tx.init(params), buffer.init(item),
+        # flashbax's index is weakly typed; a checkpoint restores it strongly typed, and a
+        # resumed run would then compile its update again: typed strongly from the start
+        stored = jax.tree.map(lambda x: jnp.asarray(x, x.dtype), buffer.init(item))
+        return Runner(params, params, tx.init(params), stored,
                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), key)
 
     # COLLECT EPISODES

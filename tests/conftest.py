@@ -24,12 +24,15 @@ import os
 import jax
 import pytest
 
-# Under -n, the tests of each of these modules go to one worker: they share expensive module
-# fixtures, which xdist's default (spreading a module's tests over the workers) would build on
-# each worker. The two "default run" modules train the same run: compiled once, then cached.
+# Under -n, the tests whose node ids start with one of these go to one worker: they share
+# expensive module fixtures or cached runs, which xdist's default (spreading a module's tests
+# over the workers) would build on each worker. The two "default run" modules train the same
+# run: compiled once, then cached; the two IQL tests share the plain run of ``_train()``.
 ONE_WORKER = {"tests/test_baselines_train.py": "default run", "tests/test_sharding.py":
               "default run", "tests/test_faults.py": "faults",
-              "tests/test_train_command.py": "train command"}
+              "tests/test_train_command.py": "train command",
+              "tests/test_agents_iql.py::test_learn_start_": "iql runs",
+              "tests/test_agents_iql.py::test_evaluation_during_training": "iql runs"}
 
 FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
                 "--xla_cpu_use_fusion_emitters=false")
@@ -105,13 +108,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """``-n``'s test-by-test load balancing, except for the ``ONE_WORKER`` modules."""
+    """``-n``'s test-by-test load balancing, except for the ``ONE_WORKER`` groups."""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class Scheduling(LoadScopeScheduling):  # a work unit per test, or per ONE_WORKER value
         def _split_scope(self, nodeid):
-            return ONE_WORKER.get(nodeid.split("::")[0], nodeid)
+            return next((group for prefix, group in ONE_WORKER.items()
+                         if nodeid.startswith(prefix)), nodeid)
 
     return Scheduling(config, log)

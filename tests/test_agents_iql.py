@@ -197,7 +197,7 @@ def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
     """The shared CLI machinery (config, orbax checkpoints with the replay buffer, resume,
     restored evaluation) works for IQL as for MAPPO; and iql_nps_comm trains (as the other
     paper configs do in test_each_paper_config_trains_a_few_iterations)."""
-    from baselines import progress
+    from baselines import checkpoint, progress
     from baselines.evaluate import evaluate_checkpoint
     from baselines.train import train
 
@@ -215,6 +215,11 @@ def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
     metrics = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     _assert_trained(config, state_a, metrics, results_a["eval"]["mean"])
     assert evaluate_checkpoint(tmp_path / "a", episodes=4)["mean"] == results_a["eval"]["mean"]
+    # a restored state has a fresh one's types, weak types included (else resuming compiles
+    # the update again): flashbax's weakly typed buffer index is typed strongly at init
+    fresh = jax.eval_shape(make_trainer(config).init, jax.random.key(config.seed))
+    restored, _ = checkpoint.restore(tmp_path / "b", config, fresh)
+    assert jax.tree.map(jax.typeof, restored) == jax.tree.map(jax.typeof, fresh)
 
 
 def test_iql_grid_merges_results_files_and_run_directories(tmp_path, capsys):
