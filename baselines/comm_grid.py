@@ -24,7 +24,10 @@ Limited-Comms ``MAGIC/baselines/comm.py``, ``get_comms_noise``: ``delta = 1 / nu
 15 by default in ``MAGIC/baselines/run_baselines.py``, which its TJ scripts keep), and
 ``ddcl_coded``, the same DDCL cells with ``entropy_coding: true``: the integers are priced and
 counted at ``-log2 P`` under a learned prior (``dcgenv.comms.EntropyCoded``) instead of their
-Elias length, which is at least 1 bit per element, so 8 bits for an all-zero 8-float message.
+Elias length, which is at least 1 bit per element, so 8 bits for an all-zero 8-float message;
+``ddcl_coded_warmup``, the coded cells with the price ramped in (``warmup``: unpriced for the
+first 30% of the updates, full price from 60% on), so that the messages are learned before
+they are priced.
 The authors count the surrogate ``log2(2|z|/delta + 1)``, which goes to 0 with ``z``; an
 entropy coder can also send a near-certain 0 in well under a bit. The learner
 is the project's MAPPO with a one-hop CommNet actor with attention
@@ -68,8 +71,10 @@ class Config:
     """A budget of a row: the learner's config (``agents.config``) shared by all cells, the
     environment ``family`` and its ``levels`` (``<family>-<level>-v0``), the channels, the
     FakeQuant widths, the DDCL lambdas and delta, ``coded_lambdas`` (the ``ddcl_coded`` cells'
-    lambdas; empty: ``lambdas``), ``runs_dir`` (empty: ``$HOME/dcgenv_runs/<row>``) and
-    ``max_cells`` (cells trained per invocation; 0: all)."""
+    lambdas; empty: ``lambdas``), the ``ddcl_coded_warmup`` cells' ramp ``warmup: [begin,
+    finish]`` (fractions of the updates, the learner's ``comm_coef_warmup``) and lambdas
+    ``warmup_lambdas`` (empty: those of the coded cells), ``runs_dir`` (empty:
+    ``$HOME/dcgenv_runs/<row>``) and ``max_cells`` (cells trained per invocation; 0: all)."""
 
     agent: dict
     family: str = "TrafficJunction"
@@ -79,6 +84,8 @@ class Config:
     lambdas: tuple[float, ...] = (1e-4, 1e-3, 5e-3)
     delta: float = 1 / 15  # the DDCL repo's: 1 / num_messages, num_messages 15
     coded_lambdas: tuple[float, ...] = ()
+    warmup: tuple[float, ...] = (0.3, 0.6)
+    warmup_lambdas: tuple[float, ...] = ()
     runs_dir: str = ""
     max_cells: int = 0
 
@@ -93,16 +100,20 @@ def cells(cfg: Config) -> list[tuple[str, dict]]:
                 for b in cfg.fakequant_bits:
                     out.append((f"{level}-fakequant{b}", {**base, "channel": "fakequant",
                                                           "channel_kwargs": {"bits": b}}))
-            elif channel in ("ddcl", "ddcl_coded"):
-                coded = {"entropy_coding": True} if channel == "ddcl_coded" else {}
+            elif channel in ("ddcl", "ddcl_coded", "ddcl_coded_warmup"):
+                coded = {} if channel == "ddcl" else {"entropy_coding": True}
                 lambdas = (cfg.coded_lambdas or cfg.lambdas) if coded else cfg.lambdas
+                if channel == "ddcl_coded_warmup":
+                    coded["comm_coef_warmup"] = list(cfg.warmup)
+                    lambdas = cfg.warmup_lambdas or lambdas
                 for lam in lambdas:
                     out.append((f"{level}-{channel}{lam:g}", {
                         **base, "channel": "ddcl", "comm_coef": lam,
                         "channel_kwargs": {"delta": cfg.delta}, **coded}))
             elif channel not in ("silent", "continuous"):
                 raise ValueError(f"comm_grid: unknown channel {channel!r}; allowed: silent, "
-                                 "continuous, fakequant, ddcl, ddcl_coded")
+                                 "continuous, fakequant, ddcl, ddcl_coded, "
+                                 "ddcl_coded_warmup")
             else:
                 out.append((f"{level}-{channel}", {**base, "channel": channel,
                                                    "channel_kwargs": {}}))
@@ -247,6 +258,11 @@ def table(row: str, result: dict) -> str:
     return "\n".join(lines)
 
 
+# one marker per channel kind (longest prefix first), so that a colour is never the only cue
+MARKERS = {"ddcl_coded_warmup": "P", "ddcl_coded": "D", "ddcl": "^", "fakequant": "s",
+           "continuous": "o", "silent": "o"}
+
+
 def plot(result: dict, path: Path, family: str = "TrafficJunction") -> list[Path]:
     """One success-vs-bits figure per level (log bits axis): ``<stem>_<level>.png`` beside
     ``path``; nothing while cells are unfinished."""
@@ -260,9 +276,12 @@ def plot(result: dict, path: Path, family: str = "TrafficJunction") -> list[Path
     written = []
     for level in sorted({c["level"] for c in result["cells"]}):
         fig, ax = plt.subplots(figsize=(6, 4))
-        for c in (c for c in result["cells"] if c["level"] == level):
+        colours = plt.get_cmap("tab20").colors  # 20 distinct colours: no two cells share one
+        for i, c in enumerate(c for c in result["cells"] if c["level"] == level):
+            kind = next(k for k in MARKERS if c["channel"].startswith(k))
             ax.errorbar(max(c["bits_per_message"]["mean"], 1e-2), c["success"]["mean"],
-                        yerr=c["success"]["std"], fmt="o", label=c["channel"])
+                        yerr=c["success"]["std"], fmt=MARKERS[kind],
+                        color=colours[i % len(colours)], label=c["channel"])
         ax.set_xscale("log")
         ax.set_xlabel("bits per message (silent drawn at 0.01)")
         ax.set_ylabel("greedy success")

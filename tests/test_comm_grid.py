@@ -50,6 +50,25 @@ def test_coded_lambdas_replace_the_lambdas_of_the_coded_cells_only():
             ] == ["ddcl0.001", "ddcl_coded0.001"]
 
 
+def test_warmup_cells_are_the_coded_cells_with_the_price_ramped_in():
+    cfg = dataclasses.replace(config("smoke"), channels=("ddcl_coded", "ddcl_coded_warmup"),
+                              lambdas=(1e-3,), coded_lambdas=(1e-4, 1e-3), warmup=(0.2, 0.5),
+                              warmup_lambdas=(1e-3,))
+    values = dict(G.cells(cfg))
+    assert [n.split("-", 1)[1] for n in values] == [
+        "ddcl_coded0.0001", "ddcl_coded0.001", "ddcl_coded_warmup0.001"]
+    warm, coded = dict(values["medium-ddcl_coded_warmup0.001"]), values["medium-ddcl_coded0.001"]
+    assert warm.pop("comm_coef_warmup") == [0.2, 0.5] and "comm_coef_warmup" not in coded
+    assert warm == coded
+    # the learner accepts the cell as it is
+    from agents.config import Config as AgentConfig
+    assert AgentConfig.from_dict(values["medium-ddcl_coded_warmup0.001"]).comm_coef_warmup == (
+        0.2, 0.5)
+    # empty: the coded cells' lambdas
+    names = [n for n, _ in G.cells(dataclasses.replace(cfg, warmup_lambdas=()))]
+    assert names[-2:] == ["medium-ddcl_coded_warmup0.0001", "medium-ddcl_coded_warmup0.001"]
+
+
 def test_an_unknown_channel_names_the_allowed_ones():
     cfg = dataclasses.replace(config("smoke"), channels=("silent", "gumbel"))
     with pytest.raises(ValueError, match="'gumbel'.*ddcl_coded"):
