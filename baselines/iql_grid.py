@@ -3,6 +3,7 @@
     python -m baselines.iql_grid                    # a CPU-sized budget (below), 3 seeds each
     python -m baselines.iql_grid --budget paper     # the configs as they are: the paper's budget
     python -m baselines.iql_grid --setup authors    # the *_authors configs (docs/iql.md)
+    python -m baselines.iql_grid --setup authors --env smax   # the same on SMAX 3s_vs_5z
 
 Trains the four ``configs/iql_*_predator_prey_magym.yaml`` with ``baselines.train`` (so each
 run has its checkpoints, metrics.jsonl and curve under ``--out``), with the same overrides for
@@ -22,6 +23,15 @@ writes the table and figure of their rows together. ``--setup authors`` trains
 ``configs/iql_*_predator_prey_magym_authors.yaml`` instead (the authors' inputs, team reward,
 plain-max target: docs/iql.md, "Against the authors' code") under the same budgets, into
 ``iql_grid_authors[_paper].*``.
+
+``--env smax`` plays the paper's StarCraft experiment on JaxMARL's SMAX instead (FLAIROx/JaxMARL;
+``3s_vs_5z``, three allied stalkers against five zealots under JaxMARL's heuristic enemy,
+through ``dcgenv.adapters.from_jaxmarl``; success is the win rate), the four configs otherwise
+as they are, into ``iql_grid[_authors]_smax[_paper].*``. One key changes: ``team_reward:
+false``, because SMAX already gives every ally the team's reward (summing it would multiply it
+by 3), where ma-gym's agents get their own rewards that the authors sum. The authors' README
+runs 3s_vs_5z for 3M env steps (``--n_steps 3000000``); ``--budget paper`` keeps the configs'
+1M.
 """
 
 from __future__ import annotations
@@ -40,6 +50,11 @@ from baselines.train import train
 GRID = ("iql_ps_comm", "iql_ps_nocomm", "iql_nps_comm", "iql_nps_nocomm")
 BUDGETS = {"cpu": ["num_updates=300", "gradient_steps=4", "checkpoint_every=100"], "paper": []}
 SETUPS = {"grid": "", "authors": "_authors"}  # config file suffix
+# --env: the overrides that move the four configs onto another environment (after the budget)
+ENVS = {"magym": [],
+        "smax": ["env=jaxmarl:HeuristicEnemySMAX", "env_kwargs={scenario: 3s_vs_5z}",
+                 "team_reward=false"]}
+TITLES = {"magym": "PredatorPrey-magym-v0", "smax": "SMAX 3s_vs_5z"}
 
 
 def config_path(name: str, setup: str = "grid") -> Path:
@@ -64,7 +79,7 @@ def read_run(run: Path) -> tuple[dict, list[dict]]:
     return json.loads((run / "results.json").read_text()), history
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, title: str = TITLES["magym"]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,7 +93,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.plot(steps[k - 1:], smooth, label=row["config"].replace("iql_", ""))
     ax.set_xlabel("env steps (all seeds)")
     ax.set_ylabel("training team return (seed mean)")
-    ax.set_title("IQL on PredatorPrey-magym-v0")
+    ax.set_title(f"IQL on {title}")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -94,6 +109,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--budget", choices=BUDGETS, default="cpu")
     parser.add_argument("--setup", choices=SETUPS, default="grid",
                         help="grid: the four grid configs; authors: their *_authors versions")
+    parser.add_argument("--env", choices=ENVS, default="magym",
+                        help="magym: ma-gym's Predator-Prey; smax: SMAX 3s_vs_5z (the paper's "
+                             "StarCraft experiment)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "iql_grid"),
                         help="parent directory of the four run directories")
     parser.add_argument("--only", nargs="+", choices=GRID, default=GRID)
@@ -104,12 +122,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="no training: table and figure of the rows of these results files "
                              "and run directories (one config's --out/<time>/<config>)")
     args = parser.parse_args(argv)
-    stem = "iql_grid" + SETUPS[args.setup] + ("_paper" if args.budget == "paper" else "")
+    stem = ("iql_grid" + SETUPS[args.setup] + ("" if args.env == "magym" else f"_{args.env}")
+            + ("_paper" if args.budget == "paper" else ""))
     args.results = args.results or str(ROOT / "baselines" / "results" / f"{stem}.json")
     args.figure = args.figure or str(ROOT / "docs" / "images" / f"{stem}.png")
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     rows, names = [], [] if args.merge else args.only
-    overrides = BUDGETS[args.budget] + args.overrides
+    overrides = BUDGETS[args.budget] + ENVS[args.env] + args.overrides
     for path in map(Path, args.merge or ()):
         if path.is_dir():  # a finished run of one config
             if path.name not in GRID:
@@ -132,9 +151,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         s, g = np.array(r["success"]), np.array(r["return"])
         print(f"{r['config']:<16}{s.mean():>12.3f} ± {s.std(ddof=1):.3f}{g.mean():>12.2f} ± "
               f"{g.std(ddof=1):.2f}{r['train_return_last10pct']:>24.2f}{r['env_steps']:>12,}")
-    Path(args.results).write_text(json.dumps({"setup": args.setup, "overrides": overrides,
-                                             "rows": rows}, indent=1))
-    plot(rows, Path(args.figure))
+    Path(args.results).write_text(json.dumps({"setup": args.setup, "env": args.env,
+                                             "overrides": overrides, "rows": rows}, indent=1))
+    plot(rows, Path(args.figure), TITLES[args.env])
     print(f"wrote {args.results} and {args.figure}")
     return rows
 

@@ -269,6 +269,24 @@ def test_iql_grid_setup_picks_the_authors_configs():
         iql_grid.main(["--setup", "paper"])
 
 
+def test_iql_grid_env_smax_moves_the_four_configs_onto_smax():
+    pytest.importorskip("jaxmarl")  # the dev extra installs it
+    from baselines import iql_grid
+    from baselines.config import load
+
+    for name in iql_grid.GRID:
+        magym = load(iql_grid.config_path(name, "authors"))
+        smax = load(iql_grid.config_path(name, "authors"), iql_grid.ENVS["smax"])
+        assert smax.env == "jaxmarl:HeuristicEnemySMAX"
+        assert smax.env_kwargs == {"scenario": "3s_vs_5z"}
+        # SMAX gives each ally the team's reward already; ma-gym's are summed by the learner
+        assert (magym.team_reward, smax.team_reward) == (True, False)
+        assert dataclasses.replace(smax, env=magym.env, env_kwargs=magym.env_kwargs,
+                                   team_reward=True) == magym
+    with pytest.raises(SystemExit):
+        iql_grid.main(["--env", "smac"])
+
+
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("double_q", [True, False])
 def test_td_loss_matches_a_reference(double_q, masked):
