@@ -209,8 +209,14 @@ class Agents:
             "q": self.qnet.init(agent_key, jnp.zeros(self.config.hidden), jnp.zeros(width)),
             **({"message": self.msgnet.init(jax.random.fold_in(agent_key, 1), x[0])}
                if self.use_comm else {})}
+        # NPS: one agent at a time (lax.map), not vmap: the same values, but jax 0.10.2's XLA
+        # CPU runtime never completes some programs that vmap this init (orthogonal GRU init,
+        # i.e. a qr, plus the message network) and return it twice (params and target), e.g.
+        # the authors' NPS comm config at hidden 32 with 3 seeds: every thread idles, the
+        # result never arrives (XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false
+        # also avoids it; tests/test_agents_iql.py checks that config's init completes)
         params = (one(key) if self.config.parameter_sharing
-                  else jax.vmap(one)(jax.random.split(key, self.num_agents)))
+                  else jax.lax.map(one, jax.random.split(key, self.num_agents)))
         if self.learn_channel:  # one set for all senders, PS or NPS
             params["channel"] = self.channel.init(jax.random.fold_in(key, 2), 1,
                                                   self.config.message_dim)

@@ -8,6 +8,9 @@ learn start, evaluation during training) do what they say and leave the defaults
 
 import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -267,6 +270,29 @@ def test_iql_grid_setup_picks_the_authors_configs():
         assert grid.parameter_sharing == authors.parameter_sharing
     with pytest.raises(SystemExit):
         iql_grid.main(["--setup", "paper"])
+
+
+def test_nps_init_completes_where_xla_cpu_hung():
+    """The authors' NPS comm config at hidden 32 with 3 seeds: its initial parameters and
+    target, vmapped over agents in one program, never arrived from jax 0.10.2's CPU runtime
+    (agents/iql.py, ``Agents.init``). Run in a subprocess, so that a hang fails the test
+    instead of stalling the suite."""
+    code = ("import jax\n"
+            "from baselines.config import load\n"
+            "from agents import make_trainer\n"
+            "tr = make_trainer(load('configs/iql_nps_comm_predator_prey_magym_authors.yaml',"
+            " ['hidden=32']))\n"
+            "pick = lambda s: (s.runners.params, s.runners.target)\n"
+            "init = jax.jit(lambda k: pick(tr.init(k)))\n"
+            "p, t = jax.block_until_ready(init(jax.random.key(0)))\n"
+            "print(jax.tree.leaves(p['q'])[0].shape[:2])\n")
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                             text=True, timeout=240, check=True).stdout
+    except subprocess.TimeoutExpired:
+        pytest.fail("the NPS init did not complete in 240 s (the XLA CPU hang is back)")
+    assert out.strip().splitlines()[-1] == "(3, 4)"  # seeds x agents
 
 
 def test_iql_grid_env_smax_moves_the_four_configs_onto_smax():
