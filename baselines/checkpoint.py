@@ -149,10 +149,15 @@ def _from_disk(tree: dict, like: TrainState) -> TrainState:
 
 def save(mgr: ocp.CheckpointManager, state: TrainState, config: Config,
          metrics: list[dict]) -> None:
+    """Start writing step ``state.update`` (asynchronously: ``mgr.wait_until_finished()``
+    waits for it) with ``config`` and the metric rows as they are at this call."""
     saved = {"format": FORMAT, "config": config.to_dict()}
+    # orbax writes the JSON items in the background: a copy of the rows as they are now, as
+    # the caller goes on appending to its list (the step would hold rows of later updates)
+    rows = [dict(row) for row in metrics]
     mgr.save(int(state.update), args=ocp.args.Composite(
         state=ocp.args.StandardSave(_to_disk(state)), config=ocp.args.JsonSave(saved),
-        metrics=ocp.args.JsonSave(metrics)))
+        metrics=ocp.args.JsonSave(rows)))
 
 
 def saved_config(run_dir: str | Path, step: int | None = None) -> tuple[int, Config]:

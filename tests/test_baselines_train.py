@@ -70,6 +70,26 @@ def test_evaluating_the_restored_checkpoint_reproduces_in_memory_metrics(runs):
     assert restored["per_seed"] == res_a["eval"]["per_seed"]
 
 
+def test_a_step_holds_the_metric_rows_of_its_save_not_rows_appended_after(runs, tmp_path):
+    """orbax writes a step's JSON in the background while training appends the next updates'
+    rows to the same list; the step must hold the rows as they were at the save (CI once
+    resumed from a step 2 holding 4 rows, which restore refuses as inconsistent)."""
+    config, _, _, _ = runs
+    state = make_trainer(config).init(jax.random.key(0))
+    state = state._replace(update=jax.numpy.int32(2))
+    for attempt in range(3):  # the old code lost this race about 4 times in 5
+        run = tmp_path / str(attempt)
+        mgr = checkpoint.manager(run)
+        rows = [{"update": 1}, {"update": 2}]
+        checkpoint.save(mgr, state, config, rows)
+        rows += [{"update": 3}, {"update": 4}]
+        rows[0]["update"] = -1
+        mgr.wait_until_finished()
+        mgr.close()
+        restored, metrics = checkpoint.restore(run, config, state)
+        assert metrics == [{"update": 1}, {"update": 2}] and int(restored.update) == 2
+
+
 # orbax leaves an un-awaited read coroutine behind when a restore fails: not ours to fix
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_mismatched_partial_or_missing_checkpoints_raise(runs, tmp_path):
