@@ -23,7 +23,9 @@ parameter trees and training are exactly those of the plain channel. ``comm_coef
 fractions of ``num_updates`` (``agents.mappo.comm_coef_at``); left empty, the loss is exactly
 the one without the key. ``comm_coef_senders: [w_0, ..., w_{N-1}]`` (PPO, CommNet) weighs each
 sender's cost in that sum (``[1, 0]``: a speaker's messages alone are priced); left empty, every
-weight is 1 and the loss is exactly the one without the key.
+weight is 1 and the loss is exactly the one without the key. ``comm_cost_trunk: false`` (PPO,
+CommNet) stops the cost's gradient at the message projection, so the price shrinks messages
+without reshaping the features the action heads read.
 
 YAML files stay flat: ``algorithm`` picks the class and every other key must be one of its
 fields, so a key the chosen algorithm would ignore (``encoder`` for IQL) is a
@@ -250,6 +252,10 @@ class PPOConfig(Config):
     # per-sender weights of the channel cost, one float >= 0 per agent (e.g. [1, 0]: only the
     # first agent's messages are priced); empty (the default): every sender weighs 1
     comm_coef_senders: tuple = ()
+    # false: the channel cost's gradient stops at the message projection (the price trains
+    # that layer and the channel's own parameters, never the encoder the actions also read);
+    # true (the default): it flows on into the encoder, exactly as without the key
+    comm_cost_trunk: bool = True
     num_steps: int = 20  # rollout length per update
     update_epochs: int = 4
     num_minibatches: int = 4  # minibatches of environments
@@ -300,6 +306,13 @@ class PPOConfig(Config):
                                  f"{list(self.comm_coef_senders)!r}; allowed with comm: "
                                  f"commnet only, one weight per agent ({n} for {self.env}), "
                                  "or [] for all 1")
+        if not self.comm_cost_trunk and self.comm != "commnet":
+            raise ValueError("config key 'comm_cost_trunk': false acts on CommNet messages; "
+                             "allowed with comm: none: true (or set comm: commnet)")
+        if not self.comm_cost_trunk and self.bottleneck != "none":
+            raise ValueError("config key 'comm_cost_trunk': false prices the channel alone; "
+                             "allowed with bottleneck: variational: true (or set bottleneck: "
+                             "none)")
         if self.turn_taking is None:
             object.__setattr__(self, "turn_taking",
                                bool(getattr(self.environment[0], "turn_based", False)))

@@ -110,7 +110,8 @@ def make_networks(config: PPOConfig, env, env_params) -> tuple[nets.Actor, nets.
                        config.encoder, config.hops if config.comm == "commnet" else 0,
                        config.message_dim, config.aggregate, config.message_channel,
                        config.gradient_tau, config.gradient_budget_k, config.bottleneck,
-                       cost_weights=config.comm_coef_senders)
+                       cost_weights=config.comm_coef_senders,
+                       cost_into_trunk=config.comm_cost_trunk)
     return actor, nets.Critic(config.hidden, centralised=config.algorithm == "mappo")
 
 

@@ -327,7 +327,10 @@ class Actor(nn.Module):
     parameters are ``channel_{hop}``. ``hops=0`` is an actor without communication.
     ``cost_weights`` (one float per agent; empty: every weight 1, exactly the plain sum) weighs
     each sender's ``cost`` in that sum, e.g. ``(1, 0)`` prices a speaker's messages only; the
-    ``bits`` stay the plain sum.
+    ``bits`` stay the plain sum. ``cost_into_trunk=False`` computes ``cost`` from a second send
+    of the same message projected from ``stop_gradient(h)`` (same key, so the same values): its
+    gradient reaches the projection and the channel's parameters, never the encoder or earlier
+    hops; ``bits``, messages and everything else come from the first send as before.
 
     The pieces of :mod:`agents.attention` (all off by default, which is exactly the actor
     without them): ``aggregate="gradient_aware"`` (TarMAC scores shifted by ``gradient_tau *
@@ -357,6 +360,7 @@ class Actor(nn.Module):
     bottleneck: str = "none"
     expose_messages: bool = False
     cost_weights: tuple[float, ...] = ()  # per-sender weights of the cost (() = all 1)
+    cost_into_trunk: bool = True  # False: the cost's gradient stops at the message projection
 
     @nn.compact
     def __call__(self, carry, obs, alive, reset, key, train: bool, stat=None, perturb=None,
@@ -379,12 +383,18 @@ class Actor(nn.Module):
                 z = z.reshape(n, *shape)
                 kl_total += jnp.sum(kl * alive_f)
             else:
-                z = nn.Dense(int(np.prod(shape)))(h).reshape(n, *shape)
+                project = nn.Dense(int(np.prod(shape)))
+                z = project(h).reshape(n, *shape)
             keys = jax.random.split(jax.random.fold_in(key, hop), n)
             params = (self.param(f"channel_{hop}", lambda k: self.channel.init(
                 k, 1, self.message_dim)) if self.channel.has_params else None)
-            z_hat, stats = jax.vmap(lambda k, m, p=params: self.channel.send(
-                k, m, train=train, params=p))(keys, z)
+            send = jax.vmap(lambda k, m, p=params: self.channel.send(k, m, train=train, params=p))
+            z_hat, stats = send(keys, z)
+            if not self.cost_into_trunk:
+                if self.bottleneck != "none":
+                    raise ValueError("cost_into_trunk=False needs bottleneck='none'")
+                detached = project(jax.lax.stop_gradient(h)).reshape(n, *shape)
+                stats = {**stats, "cost": send(keys, detached)[1]["cost"]}
             sums.append(message_sums(self.channel, stats, alive_f))
             m = z_hat.reshape(n, -1)
             if codebook is not None:

@@ -27,7 +27,9 @@ counted at ``-log2 P`` under a learned prior (``dcgenv.comms.EntropyCoded``) ins
 Elias length, which is at least 1 bit per element, so 8 bits for an all-zero 8-float message;
 ``ddcl_coded_warmup``, the coded cells with the price ramped in (``warmup``: unpriced for the
 first 30% of the updates, full price from 60% on), so that the messages are learned before
-they are priced.
+they are priced; ``ddcl_coded_head``, the coded cells with ``comm_cost_trunk: false``: the
+price's gradient stops at the message projection and the channel's prior, so that it shrinks
+the messages without reshaping the features the actions are read from.
 The authors count the surrogate ``log2(2|z|/delta + 1)``, which goes to 0 with ``z``; an
 entropy coder can also send a near-certain 0 in well under a bit. The learner
 is the project's MAPPO with a one-hop CommNet actor with attention
@@ -73,7 +75,8 @@ class Config:
     FakeQuant widths, the DDCL lambdas and delta, ``coded_lambdas`` (the ``ddcl_coded`` cells'
     lambdas; empty: ``lambdas``), the ``ddcl_coded_warmup`` cells' ramp ``warmup: [begin,
     finish]`` (fractions of the updates, the learner's ``comm_coef_warmup``) and lambdas
-    ``warmup_lambdas`` (empty: those of the coded cells), ``runs_dir`` (empty:
+    ``warmup_lambdas`` (empty: those of the coded cells), the ``ddcl_coded_head`` cells'
+    lambdas ``head_lambdas`` (empty: those of the coded cells), ``runs_dir`` (empty:
     ``$HOME/dcgenv_runs/<row>``) and ``max_cells`` (cells trained per invocation; 0: all)."""
 
     agent: dict
@@ -86,6 +89,7 @@ class Config:
     coded_lambdas: tuple[float, ...] = ()
     warmup: tuple[float, ...] = (0.3, 0.6)
     warmup_lambdas: tuple[float, ...] = ()
+    head_lambdas: tuple[float, ...] = ()
     runs_dir: str = ""
     max_cells: int = 0
 
@@ -100,12 +104,15 @@ def cells(cfg: Config) -> list[tuple[str, dict]]:
                 for b in cfg.fakequant_bits:
                     out.append((f"{level}-fakequant{b}", {**base, "channel": "fakequant",
                                                           "channel_kwargs": {"bits": b}}))
-            elif channel in ("ddcl", "ddcl_coded", "ddcl_coded_warmup"):
+            elif channel in ("ddcl", "ddcl_coded", "ddcl_coded_warmup", "ddcl_coded_head"):
                 coded = {} if channel == "ddcl" else {"entropy_coding": True}
                 lambdas = (cfg.coded_lambdas or cfg.lambdas) if coded else cfg.lambdas
                 if channel == "ddcl_coded_warmup":
                     coded["comm_coef_warmup"] = list(cfg.warmup)
                     lambdas = cfg.warmup_lambdas or lambdas
+                if channel == "ddcl_coded_head":
+                    coded["comm_cost_trunk"] = False
+                    lambdas = cfg.head_lambdas or lambdas
                 for lam in lambdas:
                     out.append((f"{level}-{channel}{lam:g}", {
                         **base, "channel": "ddcl", "comm_coef": lam,
@@ -113,7 +120,7 @@ def cells(cfg: Config) -> list[tuple[str, dict]]:
             elif channel not in ("silent", "continuous"):
                 raise ValueError(f"comm_grid: unknown channel {channel!r}; allowed: silent, "
                                  "continuous, fakequant, ddcl, ddcl_coded, "
-                                 "ddcl_coded_warmup")
+                                 "ddcl_coded_warmup, ddcl_coded_head")
             else:
                 out.append((f"{level}-{channel}", {**base, "channel": channel,
                                                    "channel_kwargs": {}}))
@@ -259,8 +266,8 @@ def table(row: str, result: dict) -> str:
 
 
 # one marker per channel kind (longest prefix first), so that a colour is never the only cue
-MARKERS = {"ddcl_coded_warmup": "P", "ddcl_coded": "D", "ddcl": "^", "fakequant": "s",
-           "continuous": "o", "silent": "o"}
+MARKERS = {"ddcl_coded_warmup": "P", "ddcl_coded_head": "X", "ddcl_coded": "D", "ddcl": "^",
+           "fakequant": "s", "continuous": "o", "silent": "o"}
 
 
 def plot(result: dict, path: Path, family: str = "TrafficJunction") -> list[Path]:

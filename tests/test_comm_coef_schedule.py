@@ -152,3 +152,36 @@ def test_sender_weights_price_each_senders_cost_and_are_validated():
             tiny(comm_coef_senders=bad)
     with pytest.raises(ValueError, match="comm_coef_senders.*comm: commnet"):
         tiny(comm="none", comm_coef_senders=[1, 0])
+
+
+def test_cost_without_the_trunk_trains_the_projection_and_channel_only():
+    """``comm_cost_trunk: false``: the same forward values (actions, bits, cost), but the
+    cost's gradient reaches the message projection and the entropy-coded channel's prior and
+    is exactly zero on every other parameter (the encoder, the aggregation, the heads); with
+    the default it reaches the encoder too. Refused where there is no CommNet channel alone."""
+    from agents.mappo import make_networks
+
+    cfg = tiny(entropy_coding=True)
+    env, env_params = cfg.environment
+    obs = jax.random.normal(jax.random.key(0), (2, 7))
+    alive, key = jnp.ones(2, bool), jax.random.key(1)
+    plain, _ = make_networks(cfg, env, env_params)
+    head, _ = make_networks(tiny(entropy_coding=True, comm_cost_trunk=False), env, env_params)
+    assert plain.cost_into_trunk and not head.cost_into_trunk
+    params = plain.init(key, jnp.zeros((2, 16)), obs, alive, False, key, True)
+    run = lambda actor, p: actor.apply(p, jnp.zeros((2, 16)), obs, alive, False, key, True)
+    a, b = run(plain, params), run(head, params)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert float(a[2]["cost"]) > 0
+    grad = lambda actor: jax.tree_util.tree_flatten_with_path(
+        jax.grad(lambda p: run(actor, p)[2]["cost"])(params))[0]
+    moved = lambda grads: {path[1].key for path, g in grads if float(jnp.abs(g).max()) > 0}
+    # Dense_0: the hop's message projection (the first layer after the encoder MLP_0)
+    assert params["params"]["Dense_0"]["kernel"].shape == (16, 4)
+    assert moved(grad(head)) == {"Dense_0", "channel_0"}
+    assert {"MLP_0", "Dense_0", "channel_0"} <= moved(grad(plain))  # the encoder moves too
+    with pytest.raises(ValueError, match="comm_cost_trunk.*comm: commnet"):
+        tiny(comm="none", comm_cost_trunk=False)
+    with pytest.raises(ValueError, match="comm_cost_trunk.*bottleneck: none"):
+        tiny(bottleneck="variational", comm_cost_trunk=False)

@@ -69,6 +69,23 @@ def test_warmup_cells_are_the_coded_cells_with_the_price_ramped_in():
     assert names[-2:] == ["medium-ddcl_coded_warmup0.0001", "medium-ddcl_coded_warmup0.001"]
 
 
+def test_head_cells_are_the_coded_cells_priced_without_the_trunk():
+    cfg = dataclasses.replace(config("smoke"), channels=("ddcl_coded", "ddcl_coded_head"),
+                              coded_lambdas=(1e-4, 1e-3), head_lambdas=(1e-3,))
+    values = dict(G.cells(cfg))
+    assert [n.split("-", 1)[1] for n in values] == [
+        "ddcl_coded0.0001", "ddcl_coded0.001", "ddcl_coded_head0.001"]
+    head = dict(values["medium-ddcl_coded_head0.001"])
+    assert head.pop("comm_cost_trunk") is False and head == values["medium-ddcl_coded0.001"]
+    from agents.config import Config as AgentConfig
+    assert not AgentConfig.from_dict(values["medium-ddcl_coded_head0.001"]).comm_cost_trunk
+    names = [n for n, _ in G.cells(dataclasses.replace(cfg, head_lambdas=()))]
+    assert names[-2:] == ["medium-ddcl_coded_head0.0001", "medium-ddcl_coded_head0.001"]
+    # the figure takes the first kind a cell's channel starts with: its own before ddcl_coded
+    kinds = list(G.MARKERS)
+    assert kinds.index("ddcl_coded_head") < kinds.index("ddcl_coded")
+
+
 def test_an_unknown_channel_names_the_allowed_ones():
     cfg = dataclasses.replace(config("smoke"), channels=("silent", "gumbel"))
     with pytest.raises(ValueError, match="'gumbel'.*ddcl_coded"):
