@@ -3,7 +3,7 @@ budget (dcgenv issue 22), with post-hoc vector quantisation of the learned messa
 
     python -m baselines.attention_ablation                  # --budget cpu (default)
     python -m baselines.attention_ablation --budget smoke   # seconds of training: checks it runs
-    python -m baselines.attention_ablation --budget full    # configs' sizes, + TJ-medium
+    python -m baselines.attention_ablation --budget full    # the configs' sizes (for a GPU)
 
 Grid: MAPPO + CommNet through a continuous channel (``configs/ablation/*.yaml`` hold the base
 configs), ``aggregate`` in mean (CommNet), gated (IC3Net), attention (TarMAC) and
@@ -24,8 +24,13 @@ mask), so CommNet hops would carry nothing; with two agents every receiver would
 sender anyway (attention weight 1, a budget of k = 1 keeps every gradient; the referential
 game's token-level version is ``baselines/attention_referential.py``). Traffic Junction easy
 (5 cars: up to 4 senders per receiver) is the smallest game where the aggregations differ;
-``--budget cpu`` shrinks it to 60 updates of 64 environments; ``--budget full`` runs the
-configs' sizes and TrafficJunction-medium.
+``--budget cpu`` shrinks it to 60 updates of 64 environments, and adds the four plain
+aggregations on TrafficJunction-medium (10 cars) with the compact observations, 500 updates
+of 64 environments; ``--budget full`` runs the configs' sizes.
+
+Runs side by side: ``--configs`` and ``--cells`` pick part of the grid; ``--merge`` puts their
+rows into the budget's JSON, or give each process its own ``--out`` and merge the files after
+with ``--merge-from``.
 
 ``run(budget, out_dir)`` is the entry point for ``baselines.reproduce``: it writes
 ``attention_ablation[_<budget>].json`` under ``out_dir`` and the figures
@@ -64,6 +69,7 @@ CODEBOOKS = (1, 2, 4, 8, 16, 64)  # VQ codebook sizes (bits 0 .. 6)
 KMAX = max(CODEBOOKS)
 
 BUDGETS = ("smoke", "cpu", "full")
+GRID_KEYS = ("_aggregates", "_bottleneck", "_budget", "_target", "_opt_level")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +92,10 @@ def cells(budget: str):
         base = yaml.safe_load((CONFIGS / file).read_text())
         k = base.pop("ablation_budget_k", 1)
         plain = {key: v for key, v in over.items() if not key.startswith("_")}
+        axes = sorted(set(over) - set(plain) - set(GRID_KEYS))
+        if axes:
+            raise ValueError(f"{file}: unknown grid keys {axes}; allowed: {', '.join(GRID_KEYS)}"
+                             " (and the learner's config keys)")
         combos = [(b, g) for g in over.get("_budget", (False, True))
                   for b in over.get("_bottleneck", (False, True))]
         for bottleneck, budget_on in combos:  # the plain aggregations first, then +IB, ...
@@ -98,11 +108,12 @@ def cells(budget: str):
                 yield file, name, PPOConfig.from_dict(cfg)
 
 
-def backward_time(trainer, state, repeats: int = 5) -> float:
+def backward_time(trainer, state, repeats: int = 5, compiler_options=None) -> float:
     """Median wall seconds of a compiled ``jax.grad`` of the PPO loss on one rollout."""
     runner = jax.tree.map(lambda x: x[0], state.runners)
     _, batch = jax.jit(trainer.collect)(runner)
-    grad = jax.jit(jax.grad(lambda p, b: trainer.loss(p, b)[0]))
+    grad = jax.jit(jax.grad(lambda p, b: trainer.loss(p, b)[0]),
+                   compiler_options=compiler_options)
     jax.block_until_ready(grad(runner.params, batch))
     times = []
     for _ in range(repeats):
@@ -123,7 +134,8 @@ def make_vq(config, trainer, episodes: int):
     env, env_params = trainer.env, trainer.env_params
     actor = mappo.make_networks(config, env, env_params)[0].clone(expose_messages=True)
     n = env.num_agents
-    features = jax.vmap(lambda obs: mappo.observe(obs, n, config.agent_id))
+    sparse_env = config.environment[0] if config.obs_embedding else None  # compact obs
+    features = jax.vmap(lambda obs: mappo.observe(obs, n, config.agent_id, sparse_env))
 
     def policy_of(params, codebook):
         stat = params.get("aux", {}).get("grad_stat")
@@ -177,11 +189,24 @@ def make_vq(config, trainer, episodes: int):
     return vq_curve
 
 
-def run_cell(config, key, target: float) -> dict:
+def file_options(over: dict, budget: str) -> tuple[float, dict | None]:
+    """``(target, compiler options)`` of a base config's grid entry: ``_target`` (the training
+    success that counts as reached; default ``TARGET[budget]``) and ``_opt_level`` (the XLA
+    backend optimisation level of the training loop and the backward-time gradient; default
+    the script's fast compile, level 0, which runs TrafficJunction-medium's updates about 5x
+    slower: worth it for the 60-update cells, not for hundreds of updates)."""
+    level = over.get("_opt_level")
+    options = None if level is None else {"xla_backend_optimization_level": int(level),
+                                          "xla_llvm_disable_expensive_passes": False}
+    return float(over.get("_target", TARGET[budget])), options
+
+
+def run_cell(config, key, target: float, compiler_options: dict | None = None) -> dict:
     trainer = mappo.make_trainer(config)
     t0 = time.perf_counter()
     state = jax.jit(trainer.init)(key)
-    run = jax.jit(lambda s: trainer.run(s, config.num_updates))
+    run = jax.jit(lambda s: trainer.run(s, config.num_updates),
+                  compiler_options=compiler_options)
     state, metrics = run(state)
     jax.block_until_ready(state)
     train_s = time.perf_counter() - t0
@@ -206,39 +231,70 @@ def run_cell(config, key, target: float) -> dict:
             "bits_per_message": float(np.mean([r["bits_per_message"] for r in per_seed])),
             "kl_per_message": tail.get("kl_per_message"),
             "train_success_last10pct": tail["success"],
-            "backward_s": backward_time(trainer, state),
+            "target_success": target,
+            "backward_s": backward_time(trainer, state, compiler_options=compiler_options),
             "vq_success": {str(s): [r[s] for r in vq_rows] for s in CODEBOOKS},
             "curve": [None if np.isnan(c) else float(c) for c in curve]}
 
 
 def run(budget: str = "cpu", out_dir: str | Path = ROOT / "baselines" / "results",
-        figures: bool | None = None, only: tuple[str, ...] = ()) -> dict:
-    """Run ``budget``'s grid (only the cells named in ``only``, if given: then the stem gets
-    ``_cells``); write ``attention_ablation[_<budget>][_cells].json`` under ``out_dir`` (and
-    the figures for the full cpu grid unless ``figures`` says otherwise); return it."""
+        figures: bool | None = None, only: tuple[str, ...] = (),
+        files: tuple[str, ...] = (), merge: bool = False) -> dict:
+    """Run ``budget``'s grid: only the cells named in ``only`` and the base configs named in
+    ``files``, if given (then the stem gets ``_cells``, unless ``merge``: then the rows replace
+    those of the same config file and cell in ``attention_ablation[_<budget>].json``, the
+    others are kept); write ``attention_ablation[_<budget>][_cells].json`` under ``out_dir``
+    (and the figures for the cpu grid unless ``figures`` says otherwise); return it."""
     if budget not in BUDGETS:
         raise ValueError(f"budget = {budget!r}; allowed: {', '.join(BUDGETS)}")
     names = [name for _, name, _ in cells(budget)]
     unknown = sorted(set(only) - set(names))
     if unknown:
         raise ValueError(f"cells {unknown} not in the {budget} grid; allowed: {names}")
+    unknown = sorted(set(files) - set(grid(budget)))
+    if unknown:
+        raise ValueError(f"base configs {unknown} not in the {budget} grid; allowed: "
+                         f"{sorted(grid(budget))}")
     started = time.perf_counter()
+    kept = []
+    tag = "_cells" if (only or files) and not merge else ""
+    if merge:
+        stem = "attention_ablation" + ("" if budget == "cpu" else f"_{budget}")
+        kept = json.loads((Path(out_dir) / f"{stem}.json").read_text())["rows"]
     rows = []
-    tag = "_cells" if only else ""
     for file, name, config in cells(budget):
-        if only and name not in only:
+        if (only and name not in only) or (files and file not in files):
             continue
+        target, options = file_options(grid(budget)[file], budget)
         t = time.perf_counter()
         row = {"env": config.env, "config_file": f"configs/ablation/{file}", "cell": name,
                "num_seeds": config.num_seeds, "num_updates": config.num_updates,
                "env_steps_per_seed": config.num_envs * config.num_steps * config.num_updates,
-               **run_cell(config, jax.random.key(config.seed), TARGET[budget])}
+               **run_cell(config, jax.random.key(config.seed), target, options)}
         row["wall_s"] = time.perf_counter() - t
         rows.append(row)
         print(format_row(row), flush=True)
-        write(budget, out_dir, rows, started, tag=tag)
-    return write(budget, out_dir, rows, started, figures if not only else False, final=True,
-                 tag=tag)
+        write(budget, out_dir, merged(kept, rows), started, tag=tag)
+    return write(budget, out_dir, merged(kept, rows), started,
+                 figures if not tag else False, final=True, tag=tag)
+
+
+def merge_files(budget: str, out_dir, files) -> dict:
+    """The rows of the result ``files`` merged (:func:`merged`) into ``budget``'s JSON in
+    ``out_dir``, written with the figures (cpu budget)."""
+    stem = "attention_ablation" + ("" if budget == "cpu" else f"_{budget}")
+    rows = json.loads((Path(out_dir) / f"{stem}.json").read_text())["rows"]
+    for file in files:
+        rows = merged(rows, json.loads(Path(file).read_text())["rows"])
+    return write(budget, out_dir, rows, None, final=True)
+
+
+def merged(kept: list[dict], rows: list[dict]) -> list[dict]:
+    """``kept`` with each row of the same config file and cell replaced by ``rows``' (the new
+    ones appended in their order)."""
+    new = {(r["config_file"], r["cell"]): r for r in rows}
+    out = [new.pop((r["config_file"], r["cell"]), r) for r in kept]
+    return out + list(new.values())
 
 
 def reproduce(budget: str, out_dir) -> dict:
@@ -257,11 +313,14 @@ def reproduce(budget: str, out_dir) -> dict:
 
 
 def write(budget, out_dir, rows, started, figures=None, final=False, tag="") -> dict:
-    """Write the JSON (after every cell, ``"complete": false`` until the last)."""
+    """Write the JSON (after every cell, ``"complete": false`` until the last); ``wall_s`` is
+    the time since ``started``, or with ``started=None`` (merged files) the cells' sum."""
     result = {"budget": budget, "target_success": TARGET[budget], "codebooks": list(CODEBOOKS),
               "machine": os.uname().nodename + f", {os.cpu_count()} CPU cores, jax "
               f"{jax.__version__} {jax.default_backend()}",
-              "wall_s": time.perf_counter() - started, "complete": final, "rows": rows}
+              "wall_s": (sum(r["wall_s"] for r in rows) if started is None
+                         else time.perf_counter() - started),
+              "complete": final, "rows": rows}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = "attention_ablation" + ("" if budget == "cpu" else f"_{budget}") + tag
@@ -273,15 +332,16 @@ def write(budget, out_dir, rows, started, figures=None, final=False, tag="") -> 
 
 def markdown(result: dict) -> str:
     """The results as a markdown table (one row per cell)."""
-    head = ("| env | cell | updates to {t} | final greedy success (per seed) | KL nats/msg | "
-            "backward ms | VQ success at 0/1/2/3/4/6 bits |\n|---|---|---|---|---|---|---|"
-            .format(t=result["target_success"]))
+    head = ("| env | cell | updates to target | final greedy success (per seed) | KL nats/msg | "
+            "backward ms | VQ success at 0/1/2/3/4/6 bits |\n|---|---|---|---|---|---|---|")
     lines = [head]
     for r in result["rows"]:
         fs = np.array(r["final_success"])
         kl = r["kl_per_message"]
         vq = " / ".join(f"{np.mean(v):.2f}" for v in r["vq_success"].values())
-        lines.append(f"| {r['env']} | {r['cell']} | {r['updates_to_target'] or 'not reached'} "
+        target = r.get("target_success", result["target_success"])
+        reached = r["updates_to_target"] or "not reached"
+        lines.append(f"| {r['env']} | {r['cell']} | {reached} (at {target}) "
                      f"| {fs.mean():.3f} ({', '.join(f'{x:.3f}' for x in fs)}) | "
                      f"{'-' if kl is None else f'{kl:.2f}'} | {1e3 * r['backward_s']:.1f} | "
                      f"{vq} |")
@@ -314,7 +374,9 @@ def plot(rows: list[dict], folder: Path, target: float) -> None:
             c = np.array([np.nan if v is None else v for v in r["curve"]])
             ax.plot(np.arange(1, len(c) + 1), c, label=r["cell"], color=colours[r["cell"]],
                     ls="--" if "+IB" in r["cell"] else "-")
-        ax.axhline(target, color="k", lw=0.5)
+        ax.axhline(next((r["target_success"] for r in rows
+                         if r["env"] == env and "target_success" in r), target),
+                   color="k", lw=0.5)
         ax.set(xlabel="update", ylabel="training success (seed mean)", title=env)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -344,8 +406,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(ROOT / "baselines" / "results"))
     parser.add_argument("--cells", nargs="*", default=[],
                         help="run only these cells of the grid, e.g. gradient_aware+k2")
+    parser.add_argument("--configs", nargs="*", default=[],
+                        help="run only these base configs of the grid, e.g. "
+                             "traffic_junction_medium.yaml")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace the rows of the cells run in the budget's JSON (the "
+                             "others are kept) instead of writing a separate _cells file")
+    parser.add_argument("--merge-from", nargs="*", default=[], metavar="JSON",
+                        help="run nothing: merge the rows of these result files (e.g. the "
+                             "_cells files of runs side by side, each with its own --out) into "
+                             "the budget's JSON in --out, as --merge does, and redraw")
     args = parser.parse_args(argv)
-    result = run(args.budget, args.out, only=tuple(args.cells))
+    if args.merge_from:
+        return merge_files(args.budget, args.out, args.merge_from)
+    result = run(args.budget, args.out, only=tuple(args.cells), files=tuple(args.configs),
+                 merge=args.merge)
     print(markdown(result))
     return result
 

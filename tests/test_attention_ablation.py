@@ -1,0 +1,62 @@
+"""``baselines.attention_ablation``'s grid options and result merging (issue 22's ablation):
+no training here (``--budget smoke`` trains two cells in about a minute; RESULTS.md has the
+command)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from baselines import attention_ablation as ab
+
+
+def _row(file, cell, success, wall=1.0):
+    return {"env": file.split(".")[0], "config_file": f"configs/ablation/{file}", "cell": cell,
+            "final_success": [success], "wall_s": wall}
+
+
+def test_cpu_grid_has_medium_s_plain_aggregations_at_full_optimisation():
+    medium = [(name, c) for file, name, c in ab.cells("cpu")
+              if file == "traffic_junction_medium.yaml"]
+    assert [name for name, _ in medium] == list(ab.AGGREGATES)
+    for _, c in medium:
+        assert c.env == "TrafficJunction-medium-v0" and c.obs_embedding
+        assert c.env_kwargs == {"obs_mode": "index"} and c.bottleneck == "none"
+        assert c.gradient_budget_k == 0
+    target, options = ab.file_options(ab.grid("cpu")["traffic_junction_medium.yaml"], "cpu")
+    assert target == 0.9 and options["xla_backend_optimization_level"] == 3
+    # easy keeps the budget's target and the script's fast compile
+    assert ab.file_options(ab.grid("cpu")["traffic_junction_easy.yaml"], "cpu") == (0.5, None)
+
+
+def test_unknown_grid_keys_and_configs_are_refused(monkeypatch):
+    monkeypatch.setattr(ab, "grid", lambda budget: {"traffic_junction_easy.yaml":
+                                                    {"_targt": 0.9}})
+    with pytest.raises(ValueError, match=r"unknown grid keys \['_targt'\].*_target"):
+        list(ab.cells("cpu"))
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"base configs \['nope.yaml'\].*traffic_junction_"):
+        ab.run("smoke", files=("nope.yaml",))
+
+
+def test_merged_replaces_the_same_file_and_cell_and_keeps_the_rest():
+    kept = [_row("easy.yaml", "mean", 0.1), _row("easy.yaml", "gated", 0.2)]
+    new = [_row("medium.yaml", "mean", 0.3), _row("easy.yaml", "gated", 0.9)]
+    out = ab.merged(kept, new)
+    assert [(r["config_file"], r["cell"], r["final_success"][0]) for r in out] == [
+        ("configs/ablation/easy.yaml", "mean", 0.1),
+        ("configs/ablation/easy.yaml", "gated", 0.9),  # replaced in place
+        ("configs/ablation/medium.yaml", "mean", 0.3)]  # appended
+
+
+def test_merge_from_files_writes_the_budget_s_json(tmp_path):
+    (tmp_path / "attention_ablation_smoke.json").write_text(
+        json.dumps({"rows": [_row("easy.yaml", "mean", 0.1, wall=2.0)]}))
+    side = tmp_path / "side.json"
+    side.write_text(json.dumps({"rows": [_row("medium.yaml", "mean", 0.5, wall=3.0)]}))
+    result = ab.main(["--budget", "smoke", "--out", str(tmp_path), "--merge-from", str(side)])
+    saved = json.loads((tmp_path / "attention_ablation_smoke.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert [r["cell"] for r in saved["rows"]] == ["mean", "mean"]
+    assert saved["complete"] and saved["wall_s"] == 5.0  # merged: the cells' wall time
