@@ -372,7 +372,9 @@ def plot(rows: list[dict], folder: Path, target: float) -> None:
     for ax, env in zip(axes[0], envs, strict=True):
         for r in (r for r in rows if r["env"] == env):
             c = np.array([np.nan if v is None else v for v in r["curve"]])
-            ax.plot(np.arange(1, len(c) + 1), c, label=r["cell"], color=colours[r["cell"]],
+            done = np.isfinite(c)  # updates where an episode ended (TJ-medium: every second)
+            ax.plot(np.arange(1, len(c) + 1)[done], c[done], label=r["cell"],
+                    color=colours[r["cell"]],
                     ls="--" if "+IB" in r["cell"] else "-")
         ax.axhline(next((r["target_success"] for r in rows
                          if r["env"] == env and "target_success" in r), target),
