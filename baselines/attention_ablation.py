@@ -24,9 +24,10 @@ mask), so CommNet hops would carry nothing; with two agents every receiver would
 sender anyway (attention weight 1, a budget of k = 1 keeps every gradient; the referential
 game's token-level version is ``baselines/attention_referential.py``). Traffic Junction easy
 (5 cars: up to 4 senders per receiver) is the smallest game where the aggregations differ;
-``--budget cpu`` shrinks it to 60 updates of 64 environments, and adds the four plain
-aggregations on TrafficJunction-medium (10 cars) with the compact observations, 500 updates
-of 64 environments; ``--budget full`` runs the configs' sizes.
+``--budget cpu`` shrinks it to 60 updates of 64 environments, and adds the four
+aggregations on TrafficJunction-medium (10 cars), without and with the gradient budget, with
+the compact observations, 500 updates of 64 environments; ``--budget full`` runs the configs'
+sizes.
 
 Runs side by side: ``--configs`` and ``--cells`` pick part of the grid; ``--merge`` puts their
 rows into the budget's JSON, or give each process its own ``--out`` and merge the files after
@@ -259,8 +260,7 @@ def run(budget: str = "cpu", out_dir: str | Path = ROOT / "baselines" / "results
     kept = []
     tag = "_cells" if (only or files) and not merge else ""
     if merge:
-        stem = "attention_ablation" + ("" if budget == "cpu" else f"_{budget}")
-        kept = json.loads((Path(out_dir) / f"{stem}.json").read_text())["rows"]
+        kept = json.loads((Path(out_dir) / f"{stem(budget)}.json").read_text())["rows"]
     rows = []
     for file, name, config in cells(budget):
         if (only and name not in only) or (files and file not in files):
@@ -279,11 +279,15 @@ def run(budget: str = "cpu", out_dir: str | Path = ROOT / "baselines" / "results
                  figures if not tag else False, final=True, tag=tag)
 
 
+def stem(budget: str) -> str:
+    """The results file's name without ``.json``: ``attention_ablation[_<budget>]``."""
+    return "attention_ablation" + ("" if budget == "cpu" else f"_{budget}")
+
+
 def merge_files(budget: str, out_dir, files) -> dict:
     """The rows of the result ``files`` merged (:func:`merged`) into ``budget``'s JSON in
     ``out_dir``, written with the figures (cpu budget)."""
-    stem = "attention_ablation" + ("" if budget == "cpu" else f"_{budget}")
-    rows = json.loads((Path(out_dir) / f"{stem}.json").read_text())["rows"]
+    rows = json.loads((Path(out_dir) / f"{stem(budget)}.json").read_text())["rows"]
     for file in files:
         rows = merged(rows, json.loads(Path(file).read_text())["rows"])
     return write(budget, out_dir, rows, None, final=True)
@@ -323,8 +327,7 @@ def write(budget, out_dir, rows, started, figures=None, final=False, tag="") -> 
               "complete": final, "rows": rows}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "attention_ablation" + ("" if budget == "cpu" else f"_{budget}") + tag
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (out / f"{stem(budget)}{tag}.json").write_text(json.dumps(result, indent=1))
     if final and (figures if figures is not None else budget == "cpu"):
         plot(rows, ROOT / "docs" / "images", TARGET[budget])
     return result

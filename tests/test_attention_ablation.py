@@ -16,14 +16,15 @@ def _row(file, cell, success, wall=1.0):
             "final_success": [success], "wall_s": wall}
 
 
-def test_cpu_grid_has_medium_s_plain_aggregations_at_full_optimisation():
+def test_cpu_grid_has_medium_s_aggregations_with_and_without_budget_at_full_optimisation():
     medium = [(name, c) for file, name, c in ab.cells("cpu")
               if file == "traffic_junction_medium.yaml"]
-    assert [name for name, _ in medium] == list(ab.AGGREGATES)
-    for _, c in medium:
+    plain = list(ab.AGGREGATES)
+    assert [name for name, _ in medium] == plain + [f"{a}+k3" for a in plain]
+    for name, c in medium:
         assert c.env == "TrafficJunction-medium-v0" and c.obs_embedding
         assert c.env_kwargs == {"obs_mode": "index"} and c.bottleneck == "none"
-        assert c.gradient_budget_k == 0
+        assert c.gradient_budget_k == (3 if name.endswith("+k3") else 0)
     target, options = ab.file_options(ab.grid("cpu")["traffic_junction_medium.yaml"], "cpu")
     assert target == 0.9 and options["xla_backend_optimization_level"] == 3
     # easy keeps the budget's target and the script's fast compile
