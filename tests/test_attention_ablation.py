@@ -1,10 +1,11 @@
-"""``baselines.attention_ablation``'s grid options and result merging (issue 22's ablation):
-no training here (``--budget smoke`` trains two cells in about a minute; RESULTS.md has the
-command)."""
+"""``baselines.attention_ablation``'s grid options and result merging (issue 22's ablation),
+and its smoke budget end to end (two cells of two updates, about 30 s at the suite's fast
+compile)."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -61,3 +62,25 @@ def test_merge_from_files_writes_the_budget_s_json(tmp_path):
     assert saved == json.loads(json.dumps(result))
     assert [r["cell"] for r in saved["rows"]] == ["mean", "mean"]
     assert saved["complete"] and saved["wall_s"] == 5.0  # merged: the cells' wall time
+
+
+def test_smoke_budget_end_to_end(tmp_path):
+    """``python -m baselines.reproduce attention_ablation --budget smoke``: the two cells
+    trained, evaluated greedily, their KL, backward time and post-hoc VQ curve measured."""
+    from baselines import reproduce as rep
+
+    record = rep.reproduce("attention_ablation", "smoke", tmp_path)
+    rows = record["result"]["rows"]
+    assert [r["cell"] for r in rows] == ["mean+IB+k2", "gradient_aware+IB+k2"]
+    assert record["result"]["complete"]
+    for r in rows:
+        assert r["env_steps_per_seed"] == 2 * 16 * 8  # updates x envs x steps
+        assert len(r["final_success"]) == r["num_seeds"] == 3
+        assert all(0.0 <= s <= 1.0 for s in r["final_success"])
+        assert math.isfinite(r["kl_per_message"]) and r["kl_per_message"] >= 0.0  # IB cells
+        assert r["backward_s"] > 0.0
+        assert sorted(map(int, r["vq_success"])) == list(ab.CODEBOOKS)
+        assert all(0.0 <= s <= 1.0 for v in r["vq_success"].values() for s in v)
+    assert record["env_steps"] == sum(r["env_steps_per_seed"] * r["num_seeds"] for r in rows)
+    saved = json.loads((tmp_path / "attention_ablation_smoke.json").read_text())
+    assert [r["cell"] for r in saved["result"]["rows"]] == [r["cell"] for r in rows]
