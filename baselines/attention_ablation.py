@@ -317,14 +317,18 @@ def reproduce(budget: str, out_dir) -> dict:
 
 
 def write(budget, out_dir, rows, started, figures=None, final=False, tag="") -> dict:
-    """Write the JSON (after every cell, ``"complete": false`` until the last); ``wall_s`` is
-    the time since ``started``, or with ``started=None`` (merged files) the cells' sum."""
+    """Write the JSON (after every cell, ``"complete": false`` until the last; ``"missing"``:
+    the grid's cells without a row, as ``file:cell``); ``wall_s`` is the time since
+    ``started``, or with ``started=None`` (merged files) the cells' sum."""
+    done = {(r["config_file"], r["cell"]) for r in rows}
+    missing = [f"{file}:{name}" for file, name, _ in cells(budget)
+               if (f"configs/ablation/{file}", name) not in done]
     result = {"budget": budget, "target_success": TARGET[budget], "codebooks": list(CODEBOOKS),
               "machine": os.uname().nodename + f", {os.cpu_count()} CPU cores, jax "
               f"{jax.__version__} {jax.default_backend()}",
               "wall_s": (sum(r["wall_s"] for r in rows) if started is None
                          else time.perf_counter() - started),
-              "complete": final, "rows": rows}
+              "complete": final, "missing": missing, "rows": rows}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem(budget)}{tag}.json").write_text(json.dumps(result, indent=1))

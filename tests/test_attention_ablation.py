@@ -17,14 +17,17 @@ def _row(file, cell, success, wall=1.0):
             "final_success": [success], "wall_s": wall}
 
 
-def test_cpu_grid_has_medium_s_aggregations_with_and_without_budget_at_full_optimisation():
+def test_cpu_grid_has_medium_s_whole_grid_at_full_optimisation():
     medium = [(name, c) for file, name, c in ab.cells("cpu")
               if file == "traffic_junction_medium.yaml"]
     plain = list(ab.AGGREGATES)
-    assert [name for name, _ in medium] == plain + [f"{a}+k3" for a in plain]
+    assert [name for name, _ in medium] == [a + s for s in ("", "+IB", "+k3", "+IB+k3")
+                                            for a in plain]
     for name, c in medium:
         assert c.env == "TrafficJunction-medium-v0" and c.obs_embedding
-        assert c.env_kwargs == {"obs_mode": "index"} and c.bottleneck == "none"
+        assert c.env_kwargs == {"obs_mode": "index"}
+        assert c.bottleneck == ("variational" if "+IB" in name else "none")
+        assert c.bottleneck_price == 1e-3
         assert c.gradient_budget_k == (3 if name.endswith("+k3") else 0)
     target, options = ab.file_options(ab.grid("cpu")["traffic_junction_medium.yaml"], "cpu")
     assert target == 0.9 and options["xla_backend_optimization_level"] == 3
@@ -62,6 +65,9 @@ def test_merge_from_files_writes_the_budget_s_json(tmp_path):
     assert saved == json.loads(json.dumps(result))
     assert [r["cell"] for r in saved["rows"]] == ["mean", "mean"]
     assert saved["complete"] and saved["wall_s"] == 5.0  # merged: the cells' wall time
+    # the smoke grid's two cells on easy: neither has a row here
+    assert saved["missing"] == ["traffic_junction_easy.yaml:mean+IB+k2",
+                                "traffic_junction_easy.yaml:gradient_aware+IB+k2"]
 
 
 def test_smoke_budget_end_to_end(tmp_path):
@@ -72,7 +78,7 @@ def test_smoke_budget_end_to_end(tmp_path):
     record = rep.reproduce("attention_ablation", "smoke", tmp_path)
     rows = record["result"]["rows"]
     assert [r["cell"] for r in rows] == ["mean+IB+k2", "gradient_aware+IB+k2"]
-    assert record["result"]["complete"]
+    assert record["result"]["complete"] and record["result"]["missing"] == []
     for r in rows:
         assert r["env_steps_per_seed"] == 2 * 16 * 8  # updates x envs x steps
         assert len(r["final_success"]) == r["num_seeds"] == 3
