@@ -31,30 +31,58 @@ as they are, into ``iql_grid[_authors]_smax[_paper].*``. One key changes: ``team
 false``, because SMAX already gives every ally the team's reward (summing it would multiply it
 by 3), where ma-gym's agents get their own rewards that the authors sum. The authors' README
 runs 3s_vs_5z for 3M env steps (``--n_steps 3000000``); ``--budget paper`` keeps the configs'
-1M.
+1M. ``--budget smoke`` shrinks everything to check the plumbing.
+
+Two RESULTS.md rows run this grid through ``python -m baselines.reproduce``: ``iql_magym``
+(``--setup authors``) and ``iql_smax`` (``--setup authors --env smax``), with the budgets
+``smoke``, ``cpu`` and ``full`` (= ``--budget paper``) and any extra overrides read from
+``configs/results/<row>_<budget>.yaml`` (:class:`RowConfig`). Their runs go to
+``$HOME/dcgenv_runs/<row>/<budget>/<config>`` (outside the work tree): running a row again
+skips its finished configs and resumes the unfinished ones from their checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from baselines import progress
+from baselines import checkpoint, progress
 from baselines.config import ROOT, load
 from baselines.train import train
 
 GRID = ("iql_ps_comm", "iql_ps_nocomm", "iql_nps_comm", "iql_nps_nocomm")
-BUDGETS = {"cpu": ["num_updates=300", "gradient_steps=4", "checkpoint_every=100"], "paper": []}
+BUDGETS = {"smoke": ["num_updates=2", "num_envs=2", "batch_episodes=2", "buffer_episodes=8",
+                     "hidden=8", "gradient_steps=1", "epsilon_steps=20", "target_every=4",
+                     "env_kwargs={max_steps_in_episode: 6}", "num_seeds=2", "log_every=1",
+                     "checkpoint_every=2", "eval_episodes=4"],
+           "cpu": ["num_updates=300", "gradient_steps=4", "checkpoint_every=100"], "paper": []}
 SETUPS = {"grid": "", "authors": "_authors"}  # config file suffix
 # --env: the overrides that move the four configs onto another environment (after the budget)
 ENVS = {"magym": [],
         "smax": ["env=jaxmarl:HeuristicEnemySMAX", "env_kwargs={scenario: 3s_vs_5z}",
                  "team_reward=false"]}
 TITLES = {"magym": "PredatorPrey-magym-v0", "smax": "SMAX 3s_vs_5z"}
+
+
+ROWS = {"iql_magym": "magym", "iql_smax": "smax"}  # RESULTS.md rows -> --env
+ROW_BUDGETS = {"smoke": "smoke", "cpu": "cpu", "full": "paper"}  # reproduce's -> ours
+
+
+@dataclasses.dataclass(frozen=True)
+class RowConfig:
+    """A budget of a row (``configs/results/<row>_<budget>.yaml``): the ``setup``, the
+    ``configs`` of :data:`GRID` it trains, and ``overrides`` applied after the budget's and
+    the environment's (``key=value``, as on the command line)."""
+
+    setup: str = "authors"
+    configs: tuple[str, ...] = GRID
+    overrides: tuple[str, ...] = ()
 
 
 def config_path(name: str, setup: str = "grid") -> Path:
@@ -77,6 +105,70 @@ def read_run(run: Path) -> tuple[dict, list[dict]]:
         raise FileNotFoundError(f"{run}: no results.json (not a finished baselines.train run)")
     history = progress.read_rows(run / "metrics.jsonl")
     return json.loads((run / "results.json").read_text()), history
+
+
+def train_grid(names, setup: str, overrides: list[str], out: Path) -> list[dict]:
+    """Train each config of ``names`` into ``out/<name>`` (a finished run is read as it is, an
+    unfinished one resumes from its checkpoint) and return their rows (:func:`summarize`)."""
+    rows = []
+    for name in names:
+        run = Path(out) / name
+        if not (run / "results.json").is_file():
+            config = load(config_path(name, setup), overrides)
+            results, _ = train(config, run, resume=checkpoint.latest_step(run) is not None,
+                               show_progress=False)
+            print(f"{name}: done in {results['train_s']:.0f} s", flush=True)
+        rows.append(summarize(name, *read_run(run)))
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: greedy success and team return (mean ± sample std over seeds, per seed),
+    training return of the last 10 % of iterations, env steps (all seeds) and training time."""
+    lines = ["| config | greedy success (per seed) | greedy team return (per seed) | training "
+             "return, last 10 % | env steps (all seeds) | training s |",
+             "|---|---|---|---|---|---|"]
+    sd = lambda x: float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+    for r in rows:
+        s, g = r["success"], r["return"]
+        lines.append(f"| {r['config']} | {np.mean(s):.3f} ± {sd(s):.3f} "
+                     f"({', '.join(f'{x:.3f}' for x in s)}) | {np.mean(g):.2f} ± {sd(g):.2f} "
+                     f"({', '.join(f'{x:.2f}' for x in g)}) | {r['train_return_last10pct']:.2f} "
+                     f"| {r['env_steps']:,} | {r['train_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def row_overrides(row: str, budget: str, cfg: RowConfig) -> list[str]:
+    """What row ``row``'s ``budget`` (:class:`RowConfig` ``cfg``) applies to each config: the
+    same overrides as ``python -m baselines.iql_grid --setup <setup> --env <env> --budget
+    <smoke|cpu|paper> <cfg.overrides>``."""
+    if cfg.setup not in SETUPS or not cfg.configs or set(cfg.configs) - set(GRID):
+        raise ValueError(f"{row}_{budget}.yaml: setup {cfg.setup!r}, configs "
+                         f"{list(cfg.configs)}; allowed: {', '.join(SETUPS)}; some of {GRID}")
+    return BUDGETS[ROW_BUDGETS[budget]] + ENVS[ROWS[row]] + list(cfg.overrides)
+
+
+def reproduce(row: str, budget: str, out_dir, runs_dir: str | None = None) -> dict:
+    """RESULTS.md row ``row`` (one of :data:`ROWS`) at ``budget`` (smoke, cpu, full):
+    :func:`train_grid` with ``configs/results/<row>_<budget>.yaml`` into
+    ``<runs_dir>/<budget>`` (default ``$HOME/dcgenv_runs/<row>``), then
+    ``baselines.reproduce``'s record, table and figure."""
+    from baselines import reproduce as rep
+
+    if row not in ROWS:
+        raise ValueError(f"baselines.iql_grid: unknown row {row!r}; allowed: {', '.join(ROWS)}")
+    env = ROWS[row]
+    root = Path(runs_dir or os.path.join(os.path.expanduser("~"), "dcgenv_runs", row)) / budget
+
+    def run(cfg: RowConfig) -> dict:
+        overrides = row_overrides(row, budget, cfg)
+        return {"setup": cfg.setup, "env": env, "overrides": overrides, "runs_dir": str(root),
+                "rows": train_grid(cfg.configs, cfg.setup, overrides, root)}
+
+    return rep.run_row(row, budget, Path(out_dir), RowConfig, run,
+                       lambda result, path: plot(result["rows"], path, TITLES[env]),
+                       lambda result, cfg: table(result["rows"]),
+                       lambda result: sum(r["env_steps"] for r in result["rows"]))
 
 
 def plot(rows: list[dict], path: Path, title: str = TITLES["magym"]) -> None:
@@ -123,7 +215,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                              "and run directories (one config's --out/<time>/<config>)")
     args = parser.parse_args(argv)
     stem = ("iql_grid" + SETUPS[args.setup] + ("" if args.env == "magym" else f"_{args.env}")
-            + ("_paper" if args.budget == "paper" else ""))
+            + ("" if args.budget == "cpu" else f"_{args.budget}"))
     args.results = args.results or str(ROOT / "baselines" / "results" / f"{stem}.json")
     args.figure = args.figure or str(ROOT / "docs" / "images" / f"{stem}.png")
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
@@ -139,18 +231,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         saved = json.loads(path.read_text())
         rows += saved["rows"]
         overrides = saved["overrides"]
-    for name in names:
-        config = load(config_path(name, args.setup), overrides)
-        results, _ = train(config, out / name, show_progress=False)
-        rows.append(summarize(name, *read_run(out / name)))
-        print(f"{name}: done in {results['train_s']:.0f} s", flush=True)
+    rows += train_grid(names, args.setup, overrides, out)
     rows.sort(key=lambda r: GRID.index(r["config"]))
-    print(f"\n{'config':<16}{'success (greedy)':>20}{'return (greedy)':>20}"
-          f"{'train return, last 10%':>24}{'env steps':>12}")
-    for r in rows:
-        s, g = np.array(r["success"]), np.array(r["return"])
-        print(f"{r['config']:<16}{s.mean():>12.3f} ± {s.std(ddof=1):.3f}{g.mean():>12.2f} ± "
-              f"{g.std(ddof=1):.2f}{r['train_return_last10pct']:>24.2f}{r['env_steps']:>12,}")
+    print(table(rows))
     Path(args.results).write_text(json.dumps({"setup": args.setup, "env": args.env,
                                              "overrides": overrides, "rows": rows}, indent=1))
     plot(rows, Path(args.figure), TITLES[args.env])

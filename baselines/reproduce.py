@@ -58,6 +58,14 @@ def _grid_row(row: str) -> Callable[[str, Path], dict]:
     return run
 
 
+def _iql_row(row: str) -> Callable[[str, Path], dict]:
+    """A row of ``baselines/iql_grid.py``: arXiv 2401.15059's IQL grid on one environment."""
+    def run(budget: str, out_dir: Path) -> dict:
+        return importlib.import_module("baselines.iql_grid").reproduce(row, budget, out_dir)
+    run.__doc__ = f"baselines/iql_grid.py: reproduce({row!r}, budget, out_dir)"
+    return run
+
+
 # one entry per RESULTS.md row: name -> function(budget, out_dir) -> result dict
 ROWS: dict[str, Callable[[str, Path], dict]] = {
     "attention_ablation": _row("attention_ablation"),
@@ -70,6 +78,8 @@ ROWS: dict[str, Callable[[str, Path], dict]] = {
     "tj_ddcl": _grid_row("tj_ddcl"),
     "pp_ddcl": _grid_row("pp_ddcl"),
     "pp_mappo": _grid_row("pp_mappo"),
+    "iql_magym": _iql_row("iql_magym"),
+    "iql_smax": _iql_row("iql_smax"),
 }
 
 

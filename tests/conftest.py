@@ -65,13 +65,16 @@ def compilation_cache(tmp_path_factory):
 # last minutes are not one of them running alone on one worker while the other worker idles.
 # A prefix matches every parametrisation. Only the order changes; a stale entry costs nothing.
 SLOW_FIRST = (
+    "tests/test_iql_rows.py::test_smoke_budget_trains_every_config_end_to_end",
     "tests/test_agents_iql.py::test_iql_through_the_train_command_resumes_bit_for_bit",
+    "tests/test_comm_grid.py::test_smoke_budget_trains_every_cell_end_to_end",
+    "tests/test_attention_ablation.py::test_smoke_budget_end_to_end",
     "tests/test_benchmarks_training.py::test_accelerator_script_runs_at_tiny_sizes",
     "tests/test_reproduce.py::test_smoke_gridworld",
     "tests/test_params.py::test_traced_out_of_range_params",
     "tests/test_agents_mappo.py::test_updates_run_and_lower_the_loss_on_their_batch",
     "tests/test_comms_entropy.py::test_range_coding_round_trips",
-    "tests/test_agents_iql.py::test_each_paper_config_trains_a_few_iterations",
+    "tests/test_agents_iql.py::test_paper_configs_train_a_few_iterations",
     "tests/test_reproduce.py::test_smoke_referential",
     "tests/test_optimistic_reset.py::test_episode_statistics_unchanged",
     "tests/test_agents_mappo.py::test_make_train_compiles_whole",

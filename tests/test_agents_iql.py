@@ -136,10 +136,11 @@ def _assert_trained(config, state, metrics, ev):
     assert (ev["bits_per_message"] > 0) == (config.comm == "message")
 
 
-# the fourth, iql_nps_comm, trains through the train command (test_iql_through_the_train_...)
-@pytest.mark.parametrize("name", [c for c in CONFIGS if c != "iql_nps_comm"]
-                         + ["iql_nps_comm_authors"])
-def test_each_paper_config_trains_a_few_iterations(name):
+# one PS and one NPS config; iql_nps_comm trains through the train command
+# (test_iql_through_the_train_...), and the smoke budget of the iql_magym row trains all four
+# *_authors configs end to end (tests/test_iql_rows.py)
+@pytest.mark.parametrize("name", ["iql_ps_comm", "iql_nps_nocomm"])
+def test_paper_configs_train_a_few_iterations(name):
     """One iteration at a time, 2 episodes each, ``target_every`` 4: the target equals the
     online network right after an iteration that crosses a multiple of ``target_every``
     episodes, and lags otherwise."""
@@ -199,7 +200,7 @@ def test_iql_config_rejects_the_keys_only_ppo_reads():
 def test_iql_through_the_train_command_resumes_bit_for_bit(tmp_path):
     """The shared CLI machinery (config, orbax checkpoints with the replay buffer, resume,
     restored evaluation) works for IQL as for MAPPO; and iql_nps_comm trains (as the other
-    paper configs do in test_each_paper_config_trains_a_few_iterations)."""
+    paper configs do in test_paper_configs_train_a_few_iterations)."""
     from baselines import checkpoint, progress
     from baselines.evaluate import evaluate_checkpoint
     from baselines.train import train
