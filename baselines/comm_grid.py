@@ -5,6 +5,7 @@ resumable across sessions. Three RESULTS.md rows use it:
     python -m baselines.reproduce pp_ddcl --budget cpu    # Predator-Prey medium / hard
     python -m baselines.reproduce pp_mappo --budget cpu   # ma-gym Predator-Prey, comm or not
     python -m baselines.comm_grid tj_ddcl --budget cpu --runs-dir DIR   # checkpoints under DIR
+    python -m baselines.comm_grid tj_ddcl --budget cpu --cells hard-silent   # one cell only
 
 ``tj_ddcl`` (issue 18, row 1): IC3Net's Traffic Junction levels (Singh et al. 2019, ICLR,
 "Learning when to communicate at scale"; github.com/IC3Net/IC3Net
@@ -76,7 +77,9 @@ class Config:
     lambdas; empty: ``lambdas``), the ``ddcl_coded_warmup`` cells' ramp ``warmup: [begin,
     finish]`` (fractions of the updates, the learner's ``comm_coef_warmup``) and lambdas
     ``warmup_lambdas`` (empty: those of the coded cells), the ``ddcl_coded_head`` cells'
-    lambdas ``head_lambdas`` (empty: those of the coded cells), ``runs_dir`` (empty:
+    lambdas ``head_lambdas`` (empty: those of the coded cells), ``level_overrides`` (level
+    -> fields of this config that differ on that level, e.g. fewer channels on ``hard``;
+    ``agent`` there updates the learner's keys), ``runs_dir`` (empty:
     ``$HOME/dcgenv_runs/<row>``) and ``max_cells`` (cells trained per invocation; 0: all)."""
 
     agent: dict
@@ -90,14 +93,38 @@ class Config:
     warmup: tuple[float, ...] = (0.3, 0.6)
     warmup_lambdas: tuple[float, ...] = ()
     head_lambdas: tuple[float, ...] = ()
+    level_overrides: dict = dataclasses.field(default_factory=dict)
     runs_dir: str = ""
     max_cells: int = 0
+
+
+LEVEL_KEYS = ("agent", "channels", "fakequant_bits", "lambdas", "delta", "coded_lambdas",
+              "warmup", "warmup_lambdas", "head_lambdas")
+
+
+def at_level(cfg: Config, level: str) -> Config:
+    """``cfg`` with ``level_overrides[level]`` applied (``agent`` merged key by key)."""
+    over = dict(cfg.level_overrides.get(level) or {})
+    unknown = sorted(set(over) - set(LEVEL_KEYS))
+    if unknown:
+        raise ValueError(f"comm_grid: level_overrides[{level!r}] has unknown key(s) {unknown}; "
+                         f"allowed: {', '.join(LEVEL_KEYS)}")
+    if "agent" in over:
+        over["agent"] = {**cfg.agent, **over["agent"]}
+    tup = lambda v: tuple(v) if isinstance(v, list) else v
+    return dataclasses.replace(cfg, **{k: tup(v) for k, v in over.items()})
 
 
 def cells(cfg: Config) -> list[tuple[str, dict]]:
     """``[(name, learner config dict)]``, level-major, in the order they train."""
     out = []
-    for level in cfg.levels:
+    unknown = sorted(set(cfg.level_overrides) - set(cfg.levels))
+    if unknown:
+        raise ValueError(f"comm_grid: level_overrides for {unknown}, not in levels "
+                         f"{list(cfg.levels)}")
+    top = cfg
+    for level in top.levels:
+        cfg = at_level(top, level)
         base = {**cfg.agent, "env": f"{cfg.family}-{level}-v0"}
         for channel in cfg.channels:
             if channel == "fakequant":
@@ -199,20 +226,25 @@ def saved_summary(folder: Path, name: str, values: dict) -> dict | None:
 
 
 def run(row: str, cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
-        out_dir: Path | None = None) -> dict:
-    """Train every unfinished cell (at most ``max_cells``), then the report or the progress.
-    A cell is finished when its summary is in ``cells_dir(out_dir)`` or its run directory has
-    a ``results.json`` (whose summary is then written there)."""
+        out_dir: Path | None = None, only: tuple[str, ...] = ()) -> dict:
+    """Train every unfinished cell (at most ``max_cells``; only those named in ``only`` if
+    given, e.g. one per process side by side), then the report or the progress. A cell is
+    finished when its summary is in ``cells_dir(out_dir)`` or its run directory has a
+    ``results.json`` (whose summary is then written there)."""
     from baselines import reproduce as rep
 
     root = runs_root(row, cfg, budget, runs_dir)
     folder = cells_dir(row, rep.RESULTS if out_dir is None else out_dir, budget)
     todo = cells(cfg)
+    unknown = sorted(set(only) - {name for name, _ in todo})
+    if unknown:
+        raise ValueError(f"comm_grid: cells {unknown} not in {row}'s {budget} grid; allowed: "
+                         f"{', '.join(name for name, _ in todo)}")
     summaries, trained = {}, 0
     for name, values in todo:
         saved = saved_summary(folder, name, values)
         if saved is None and not (root / name / "results.json").exists():
-            if cfg.max_cells and trained >= cfg.max_cells:
+            if (cfg.max_cells and trained >= cfg.max_cells) or (only and name not in only):
                 continue
             train_cell(values, root / name)
             trained += 1
@@ -302,13 +334,15 @@ def plot(result: dict, path: Path, family: str = "TrafficJunction") -> list[Path
     return written
 
 
-def reproduce(row: str, budget: str, out_dir, runs_dir: str | None = None) -> dict:
-    """RESULTS.md row ``row`` (one of :data:`ROWS`) with ``configs/results/<row>_<budget>.yaml``."""
+def reproduce(row: str, budget: str, out_dir, runs_dir: str | None = None,
+              only: tuple[str, ...] = ()) -> dict:
+    """RESULTS.md row ``row`` (one of :data:`ROWS`) with ``configs/results/<row>_<budget>.yaml``
+    (``only``: train just these cells, as :func:`run`)."""
     from baselines import reproduce as rep
 
     check_grid_row(row)
     return rep.run_row(row, budget, out_dir, Config,
-                       lambda cfg: run(row, cfg, budget, runs_dir, out_dir),
+                       lambda cfg: run(row, cfg, budget, runs_dir, out_dir, tuple(only)),
                        lambda result, path: plot(result, path, result["family"]),
                        lambda out, cfg: table(row, out),
                        lambda out: sum(c["env_steps"] for c in out.get("cells", [])))
@@ -322,6 +356,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--budget", default="cpu", help="smoke, cpu or full")
     parser.add_argument("--out", default=str(rep.RESULTS), help="folder for the JSON")
     parser.add_argument("--runs-dir", default=None, help="root of the cells' run directories")
+    parser.add_argument("--cells", nargs="+", default=(), metavar="CELL",
+                        help="train only these cells (e.g. level-channel, one per process "
+                             "side by side); the others are reported if finished")
     parser.add_argument("--resume", action="store_true",
                         help="continue unfinished cells (always done; kept for clarity)")
     args = parser.parse_args(argv)
@@ -330,7 +367,7 @@ def main(argv=None) -> dict:
         rep.check_budget(args.budget)
     except ValueError as err:
         parser.error(str(err))
-    return reproduce(args.row, args.budget, Path(args.out), args.runs_dir)
+    return reproduce(args.row, args.budget, Path(args.out), args.runs_dir, tuple(args.cells))
 
 
 if __name__ == "__main__":

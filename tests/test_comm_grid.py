@@ -188,6 +188,35 @@ def test_table_reports_episode_length_and_dashes_summaries_without_it(tmp_path):
     assert G.table("pp_ddcl", out).splitlines()[2].split(" | ")[2] == "-"
 
 
+def test_level_overrides_change_one_level_s_cells_only():
+    cfg = dataclasses.replace(config("smoke"), levels=("medium", "hard"), level_overrides={
+        "hard": {"channels": ["silent", "ddcl_coded"], "coded_lambdas": [1e-4],
+                 "agent": {"num_updates": 7}}})
+    values = dict(G.cells(cfg))
+    assert [n for n in values if n.startswith("hard")] == ["hard-silent", "hard-ddcl_coded0.0001"]
+    assert [n for n in values if n.startswith("medium")] == [
+        n for n, _ in G.cells(dataclasses.replace(cfg, levels=("medium",), level_overrides={}))]
+    assert values["hard-silent"]["num_updates"] == 7 and values["medium-silent"]["num_updates"] == 2
+    assert values["hard-silent"]["hidden"] == values["medium-silent"]["hidden"]  # merged
+    assert values["hard-ddcl_coded0.0001"]["env"] == "TrafficJunction-hard-v0"
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['lambda'\].*coded_lambdas"):
+        G.cells(dataclasses.replace(cfg, level_overrides={"hard": {"lambda": [1e-3]}}))
+    with pytest.raises(ValueError, match=r"level_overrides for \['easy'\], not in levels"):
+        G.cells(dataclasses.replace(cfg, level_overrides={"easy": {}}))
+
+
+def test_cells_option_trains_only_the_named_cells(monkeypatch, tmp_path):
+    cfg = two_cells()
+    (first, _), (second, _) = G.cells(cfg)
+    calls = []
+    monkeypatch.setattr(G, "train_cell", lambda values, path: calls.append(path.name))
+    out = G.run("tj_ddcl", cfg, "smoke", str(tmp_path), tmp_path / "out", only=(second,))
+    assert calls == [second] and not out["finished"]
+    with pytest.raises(ValueError, match=r"cells \['medium-gumbel'\] not in tj_ddcl's smoke "
+                                         r"grid; allowed: medium-silent, medium-ddcl0.001"):
+        G.run("tj_ddcl", cfg, "smoke", str(tmp_path), tmp_path / "out", only=("medium-gumbel",))
+
+
 def test_unknown_row_names_the_allowed_ones():
     with pytest.raises(ValueError, match="tj_ddcl, pp_ddcl, pp_mappo"):
         G.check_grid_row("tj")
