@@ -122,28 +122,27 @@ def cells(cfg: Config) -> list[tuple[str, dict]]:
     if unknown:
         raise ValueError(f"comm_grid: level_overrides for {unknown}, not in levels "
                          f"{list(cfg.levels)}")
-    top = cfg
-    for level in top.levels:
-        cfg = at_level(top, level)
-        base = {**cfg.agent, "env": f"{cfg.family}-{level}-v0"}
-        for channel in cfg.channels:
+    for level in cfg.levels:
+        lv = at_level(cfg, level)  # this level's channels, lambdas and learner keys
+        base = {**lv.agent, "env": f"{lv.family}-{level}-v0"}
+        for channel in lv.channels:
             if channel == "fakequant":
-                for b in cfg.fakequant_bits:
+                for b in lv.fakequant_bits:
                     out.append((f"{level}-fakequant{b}", {**base, "channel": "fakequant",
                                                           "channel_kwargs": {"bits": b}}))
             elif channel in ("ddcl", "ddcl_coded", "ddcl_coded_warmup", "ddcl_coded_head"):
                 coded = {} if channel == "ddcl" else {"entropy_coding": True}
-                lambdas = (cfg.coded_lambdas or cfg.lambdas) if coded else cfg.lambdas
+                lambdas = (lv.coded_lambdas or lv.lambdas) if coded else lv.lambdas
                 if channel == "ddcl_coded_warmup":
-                    coded["comm_coef_warmup"] = list(cfg.warmup)
-                    lambdas = cfg.warmup_lambdas or lambdas
+                    coded["comm_coef_warmup"] = list(lv.warmup)
+                    lambdas = lv.warmup_lambdas or lambdas
                 if channel == "ddcl_coded_head":
                     coded["comm_cost_trunk"] = False
-                    lambdas = cfg.head_lambdas or lambdas
+                    lambdas = lv.head_lambdas or lambdas
                 for lam in lambdas:
                     out.append((f"{level}-{channel}{lam:g}", {
                         **base, "channel": "ddcl", "comm_coef": lam,
-                        "channel_kwargs": {"delta": cfg.delta}, **coded}))
+                        "channel_kwargs": {"delta": lv.delta}, **coded}))
             elif channel not in ("silent", "continuous"):
                 raise ValueError(f"comm_grid: unknown channel {channel!r}; allowed: silent, "
                                  "continuous, fakequant, ddcl, ddcl_coded, "
