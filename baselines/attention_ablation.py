@@ -24,10 +24,9 @@ mask), so CommNet hops would carry nothing; with two agents every receiver would
 sender anyway (attention weight 1, a budget of k = 1 keeps every gradient; the referential
 game's token-level version is ``baselines/attention_referential.py``). Traffic Junction easy
 (5 cars: up to 4 senders per receiver) is the smallest game where the aggregations differ;
-``--budget cpu`` shrinks it to 60 updates of 64 environments, and adds the four
-aggregations on TrafficJunction-medium (10 cars), without and with the gradient budget, with
-the compact observations, 500 updates of 64 environments; ``--budget full`` runs the configs'
-sizes.
+``--budget cpu`` shrinks it to 60 updates of 64 environments, and adds the whole grid on
+TrafficJunction-medium (10 cars) with the compact observations, 500 updates of 64
+environments; ``--budget full`` runs the configs' sizes.
 
 Runs side by side: ``--configs`` and ``--cells`` pick part of the grid; ``--merge`` puts their
 rows into the budget's JSON, or give each process its own ``--out`` and merge the files after
@@ -281,7 +280,9 @@ def run(budget: str = "cpu", out_dir: str | Path = ROOT / "baselines" / "results
 
 def stem(budget: str) -> str:
     """The results file's name without ``.json``: ``attention_ablation[_<budget>]``."""
-    return "attention_ablation" + ("" if budget == "cpu" else f"_{budget}")
+    from baselines import reproduce as rep
+
+    return rep.stem("attention_ablation", budget)
 
 
 def merge_files(budget: str, out_dir, files) -> dict:

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -78,11 +77,13 @@ ROW_BUDGETS = {"smoke": "smoke", "cpu": "cpu", "full": "paper"}  # reproduce's -
 class RowConfig:
     """A budget of a row (``configs/results/<row>_<budget>.yaml``): the ``setup``, the
     ``configs`` of :data:`GRID` it trains, and ``overrides`` applied after the budget's and
-    the environment's (``key=value``, as on the command line)."""
+    the environment's (``key=value``, as on the command line), and ``runs_dir`` (as
+    ``comm_grid``'s rows: empty, ``$HOME/dcgenv_runs/<row>``)."""
 
     setup: str = "authors"
     configs: tuple[str, ...] = GRID
     overrides: tuple[str, ...] = ()
+    runs_dir: str = ""  # empty: $HOME/dcgenv_runs/<row>
 
 
 def config_path(name: str, setup: str = "grid") -> Path:
@@ -157,11 +158,13 @@ def reproduce(row: str, budget: str, out_dir, runs_dir: str | None = None) -> di
 
     if row not in ROWS:
         raise ValueError(f"baselines.iql_grid: unknown row {row!r}; allowed: {', '.join(ROWS)}")
+    from baselines.comm_grid import runs_root
+
     env = ROWS[row]
-    root = Path(runs_dir or os.path.join(os.path.expanduser("~"), "dcgenv_runs", row)) / budget
 
     def run(cfg: RowConfig) -> dict:
         overrides = row_overrides(row, budget, cfg)
+        root = runs_root(row, cfg, budget, runs_dir)
         return {"setup": cfg.setup, "env": env, "overrides": overrides, "runs_dir": str(root),
                 "rows": train_grid(cfg.configs, cfg.setup, overrides, root)}
 
