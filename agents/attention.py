@@ -39,6 +39,8 @@ All are pure, jittable and vmappable; randomness only from the key passed in.
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -47,6 +49,7 @@ from dcgenv import comms
 
 EPS = 1e-3  # floor inside the log of the gradient modulation
 LAGRANGE_LR = 1e-2  # step of the multiplier per learner update, per nat of budget violation
+LOG_STD_CLIP = (-10.0, 2.0)  # the bottleneck's log-std, clipped
 
 
 def eligible(alive: jax.Array) -> jax.Array:
@@ -164,16 +167,21 @@ class GradientAwareAttention(nn.Module):
 
 class InformationBottleneck(nn.Module):
     """Variational bottleneck ``h -> z``: ``mu = Dense(h)``, ``log_sigma = Dense(h)``
-    (clipped to [-10, 2]), ``z = mu + sigma * eps`` with ``eps ~ N(0, I)`` from ``key`` in
-    training, ``z = mu`` otherwise. Returns ``(z [N, features], kl [N])`` with ``kl`` the
-    per-row ``KL(N(mu, sigma^2) || N(0, I))`` in nats (Alemi et al., ICLR 2017)."""
+    (clipped to ``LOG_STD_CLIP``, its bias initialised at ``log(init_std)``), ``z = mu + sigma
+    * eps`` with ``eps ~ N(0, I)`` from ``key`` in training, ``z = mu`` otherwise. Returns
+    ``(z [N, features], kl [N])`` with ``kl`` the per-row ``KL(N(mu, sigma^2) || N(0, I))`` in
+    nats (Alemi et al., ICLR 2017). ``init_std`` 1 (the default) starts the noise at the
+    prior's scale; their demo starts it near 0.0067 (softplus(rho - 5))."""
 
     features: int
+    init_std: float = 1.0
 
     @nn.compact
     def __call__(self, h, key, train: bool):
         mu = nn.Dense(self.features, name="mean")(h)
-        log_std = jnp.clip(nn.Dense(self.features, name="log_std")(h), -10.0, 2.0)
+        bias = nn.initializers.constant(math.log(self.init_std))
+        log_std = jnp.clip(nn.Dense(self.features, name="log_std", bias_init=bias)(h),
+                           *LOG_STD_CLIP)
         std = jnp.exp(log_std)
         z = mu + std * jax.random.normal(key, mu.shape, mu.dtype) if train else mu
         kl = jax.vmap(comms.kl_standard_normal)(mu, std)

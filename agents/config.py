@@ -39,11 +39,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 from typing import Any, ClassVar
 
 import optax
 
 import dcgenv
+from agents.attention import LOG_STD_CLIP
 from dcgenv import checks, comms, spaces
 
 # integer keys that may be 0; the others are >= 1
@@ -229,6 +231,11 @@ class PPOConfig(Config):
     bottleneck: str = "none"
     bottleneck_price: float = 1e-3
     bottleneck_budget: float = 0.0
+    # the bottleneck's noise std at initialisation (the log-std head's bias starts at its log;
+    # allowed [exp(-10), exp(2)], the head's clip). 1.0: noise as large as the prior's, which
+    # drowns the untrained messages; Alemi et al.'s demo (alexalemi/vib_demo, MNISTVIB.ipynb:
+    # scale softplus(rho - 5)) starts near 0.0067
+    bottleneck_init_std: float = 1.0
     encoder: str = "mlp"  # mlp or gru (recurrent actor, truncated BPTT over a rollout)
     # first layers embed the env's sparse observation (env.sparse_obs: index entries and
     # counts), exactly Dense(one-hot) with the same kernel; for env_kwargs {obs_mode: index}
@@ -309,6 +316,11 @@ class PPOConfig(Config):
         if not self.comm_cost_trunk and self.comm != "commnet":
             raise ValueError("config key 'comm_cost_trunk': false acts on CommNet messages; "
                              "allowed with comm: none: true (or set comm: commnet)")
+        lo, hi = math.exp(LOG_STD_CLIP[0]), math.exp(LOG_STD_CLIP[1])
+        if not lo <= self.bottleneck_init_std <= hi:
+            raise ValueError(f"config key 'bottleneck_init_std': {self.bottleneck_init_std!r}; "
+                             f"allowed: [{lo:.3g}, {hi:.3g}] (exp of the log-std head's clip "
+                             f"{list(LOG_STD_CLIP)})")
         if not self.comm_cost_trunk and self.bottleneck != "none":
             raise ValueError("config key 'comm_cost_trunk': false prices the channel alone; "
                              "allowed with bottleneck: variational: true (or set bottleneck: "

@@ -111,7 +111,8 @@ def make_networks(config: PPOConfig, env, env_params) -> tuple[nets.Actor, nets.
                        config.message_dim, config.aggregate, config.message_channel,
                        config.gradient_tau, config.gradient_budget_k, config.bottleneck,
                        cost_weights=config.comm_coef_senders,
-                       cost_into_trunk=config.comm_cost_trunk)
+                       cost_into_trunk=config.comm_cost_trunk,
+                       bottleneck_init_std=config.bottleneck_init_std)
     return actor, nets.Critic(config.hidden, centralised=config.algorithm == "mappo")
 
 

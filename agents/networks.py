@@ -358,6 +358,7 @@ class Actor(nn.Module):
     gradient_tau: float = 1.0
     budget_k: int = 0
     bottleneck: str = "none"
+    bottleneck_init_std: float = 1.0  # the bottleneck's noise std at initialisation
     expose_messages: bool = False
     cost_weights: tuple[float, ...] = ()  # per-sender weights of the cost (() = all 1)
     cost_into_trunk: bool = True  # False: the cost's gradient stops at the message projection
@@ -378,7 +379,7 @@ class Actor(nn.Module):
         sums, kl_total, values = [], jnp.zeros((), jnp.float32), []
         for hop in range(self.hops):
             if self.bottleneck == "variational":
-                z, kl = attn.InformationBottleneck(int(np.prod(shape)))(
+                z, kl = attn.InformationBottleneck(int(np.prod(shape)), self.bottleneck_init_std)(
                     h, jax.random.fold_in(key, BOTTLENECK_SALT + hop), train)
                 z = z.reshape(n, *shape)
                 kl_total += jnp.sum(kl * alive_f)

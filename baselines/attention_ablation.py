@@ -100,8 +100,9 @@ def cells(budget: str):
                   for b in over.get("_bottleneck", (False, True))]
         for bottleneck, budget_on in combos:  # the plain aggregations first, then +IB, ...
             for aggregate in over.get("_aggregates", AGGREGATES):
-                name = (aggregate + ("+IB" if bottleneck else "")
-                        + (f"+k{k}" if budget_on else ""))
+                std = {**base, **plain}.get("bottleneck_init_std", 1.0)
+                ib = "+IB" + ("" if std == 1.0 else f"_std{std:g}")
+                name = aggregate + (ib if bottleneck else "") + (f"+k{k}" if budget_on else "")
                 cfg = {**base, **plain, "aggregate": aggregate,
                        "bottleneck": "variational" if bottleneck else "none",
                        "gradient_budget_k": k if budget_on else 0}

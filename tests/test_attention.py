@@ -230,3 +230,27 @@ def test_gradient_budget_and_attention_with_rectangular_edges():
     assert out.shape == (2, 2) and w.shape == (2, 4)
     np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
     assert float(w[1, 2]) == 0.0  # no edge, no weight
+
+
+def test_bottleneck_init_std_sets_the_starting_noise_and_is_checked():
+    """``init_std`` is the noise std of an untrained bottleneck (its log-std head's bias); the
+    config key rejects values outside the head's clip, naming the range."""
+    h = jnp.zeros((4, 5))  # zero input: log_std is the bias alone
+    key = jax.random.key(0)
+    for std in (1.0, 0.0067):
+        layer = attn.InformationBottleneck(6, init_std=std)
+        params = layer.init(key, h, key, True)
+        z, kl = layer.apply(params, h, key, True)
+        mu = params["params"]["mean"]["bias"]
+        eps = jax.random.normal(key, (4, 6))
+        np.testing.assert_allclose(z, mu + std * eps, rtol=1e-5, atol=1e-7)
+        by_hand = 0.5 * 6 * (std**2 - 1 - 2 * math.log(std))
+        np.testing.assert_allclose(kl, by_hand, rtol=1e-4)
+    from agents.config import Config
+    base = {"algorithm": "mappo", "env": "TrafficJunction-easy-v0", "bottleneck": "variational"}
+    assert Config.from_dict({**base, "bottleneck_init_std": 0.0067}).bottleneck_init_std == 0.0067
+    for bad in (0.0, 1e-5, 10.0):
+        with pytest.raises(ValueError, match=r"'bottleneck_init_std'.*allowed: \[4.54e-05, 7.39\]"):
+            Config.from_dict({**base, "bottleneck_init_std": bad})
+    with pytest.raises(ValueError, match=r"'bottleneck_init_std'.*\[0, inf\), got -1.0"):
+        Config.from_dict({**base, "bottleneck_init_std": -1.0})
