@@ -225,11 +225,13 @@ def saved_summary(folder: Path, name: str, values: dict) -> dict | None:
 
 
 def run(row: str, cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
-        out_dir: Path | None = None, only: tuple[str, ...] = ()) -> dict:
+        out_dir: Path | None = None, only: tuple[str, ...] = (), train: bool = True) -> dict:
     """Train every unfinished cell (at most ``max_cells``; only those named in ``only`` if
-    given, e.g. one per process side by side), then the report or the progress. A cell is
-    finished when its summary is in ``cells_dir(out_dir)`` or its run directory has a
-    ``results.json`` (whose summary is then written there)."""
+    given, e.g. one per process side by side; none if not ``train``), then report:
+    ``progress`` of every cell, ``cells`` the summaries of the finished ones in grid order,
+    ``finished`` whether all are. A cell is finished when its summary is in
+    ``cells_dir(out_dir)`` or its run directory has a ``results.json`` (whose summary is then
+    written there)."""
     from baselines import reproduce as rep
 
     root = runs_root(row, cfg, budget, runs_dir)
@@ -243,7 +245,8 @@ def run(row: str, cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
     for name, values in todo:
         saved = saved_summary(folder, name, values)
         if saved is None and not (root / name / "results.json").exists():
-            if (cfg.max_cells and trained >= cfg.max_cells) or (only and name not in only):
+            if (not train or (cfg.max_cells and trained >= cfg.max_cells)
+                    or (only and name not in only)):
                 continue
             train_cell(values, root / name)
             trained += 1
@@ -259,12 +262,10 @@ def run(row: str, cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
                       "train_success": summaries[name].get("train_success"), "finished": True}
                      if name in summaries else cell_status(root / name, values["num_updates"]))
               for name, values in todo}
-    out = {"family": cfg.family, "runs_dir": str(root), "cells_dir": str(folder),
-           "progress": status, "finished": len(summaries) == len(todo)}
-    if out["finished"]:
-        out["cells"] = [{k: v for k, v in summaries[name].items() if k != "values"}
-                        for name, _ in todo]
-    return out
+    return {"family": cfg.family, "runs_dir": str(root), "cells_dir": str(folder),
+            "progress": status, "finished": len(summaries) == len(todo),
+            "cells": [{k: v for k, v in summaries[name].items() if k != "values"}
+                      for name, _ in todo if name in summaries]}
 
 
 ROWS = ("tj_ddcl", "pp_ddcl", "pp_mappo")
@@ -278,21 +279,22 @@ def check_grid_row(row: str) -> str:
 
 
 def table(row: str, result: dict) -> str:
-    if not result["finished"]:
-        lines = [f"Unfinished: progress (continue with python -m baselines.reproduce {row})",
-                 "| cell | updates done / planned | latest training success |", "|---|---|---|"]
-        for name, s in result["progress"].items():
-            succ = "-" if s["train_success"] is None else f"{s['train_success']:.3f}"
-            lines.append(f"| {name} | {s['updates']} / {s['planned']} | {succ} |")
-        return "\n".join(lines)
+    """The finished cells' results; while some are unfinished, then every cell's progress."""
     lines = ["| cell | greedy success | episode length | bits per message | sessions |",
-             "|---|---|---|---|---|"]
+             "|---|---|---|---|---|"] if result["cells"] else []
     for c in result["cells"]:
         s, n, b = c["success"], c.get("length"), c["bits_per_message"]
         # summaries written before the length metric existed have none: "-"
         steps = "-" if n is None or np.isnan(n["mean"]) else f"{n['mean']:.1f} ± {n['std']:.1f}"
         lines.append(f"| {c['cell']} | {s['mean']:.3f} ± {s['std']:.3f} | {steps} | "
                      f"{b['mean']:.1f} ± {b['std']:.1f} | {c['sessions']} |")
+    if not result["finished"]:
+        lines += [""] if lines else []
+        lines += [f"Unfinished: progress (continue with python -m baselines.reproduce {row})",
+                  "| cell | updates done / planned | latest training success |", "|---|---|---|"]
+        for name, s in result["progress"].items():
+            succ = "-" if s["train_success"] is None else f"{s['train_success']:.3f}"
+            lines.append(f"| {name} | {s['updates']} / {s['planned']} | {succ} |")
     return "\n".join(lines)
 
 
@@ -302,9 +304,11 @@ MARKERS = {"ddcl_coded_warmup": "P", "ddcl_coded_head": "X", "ddcl_coded": "D", 
 
 
 def plot(result: dict, path: Path, family: str = "TrafficJunction") -> list[Path]:
-    """One success-vs-bits figure per level (log bits axis): ``<stem>_<level>.png`` beside
-    ``path``; nothing while cells are unfinished."""
-    if not result["finished"]:
+    """One success-vs-bits figure per level whose cells have all finished (log bits axis):
+    ``<stem>_<level>.png`` beside ``path``."""
+    levels = sorted({c["level"] for c in result["cells"]} - {
+        name.split("-")[0] for name, s in result["progress"].items() if not s["finished"]})
+    if not levels:
         return []
     import matplotlib
 
@@ -312,7 +316,7 @@ def plot(result: dict, path: Path, family: str = "TrafficJunction") -> list[Path
     import matplotlib.pyplot as plt
 
     written = []
-    for level in sorted({c["level"] for c in result["cells"]}):
+    for level in levels:
         fig, ax = plt.subplots(figsize=(6, 4))
         colours = plt.get_cmap("tab20").colors  # 20 distinct colours: no two cells share one
         for i, c in enumerate(c for c in result["cells"] if c["level"] == level):
@@ -334,14 +338,14 @@ def plot(result: dict, path: Path, family: str = "TrafficJunction") -> list[Path
 
 
 def reproduce(row: str, budget: str, out_dir, runs_dir: str | None = None,
-              only: tuple[str, ...] = ()) -> dict:
+              only: tuple[str, ...] = (), train: bool = True) -> dict:
     """RESULTS.md row ``row`` (one of :data:`ROWS`) with ``configs/results/<row>_<budget>.yaml``
-    (``only``: train just these cells, as :func:`run`)."""
+    (``only``: train just these cells; ``train=False``: none, report; as :func:`run`)."""
     from baselines import reproduce as rep
 
     check_grid_row(row)
     return rep.run_row(row, budget, out_dir, Config,
-                       lambda cfg: run(row, cfg, budget, runs_dir, out_dir, tuple(only)),
+                       lambda cfg: run(row, cfg, budget, runs_dir, out_dir, tuple(only), train),
                        lambda result, path: plot(result, path, result["family"]),
                        lambda out, cfg: table(row, out),
                        lambda out: sum(c["env_steps"] for c in out.get("cells", [])))
@@ -358,6 +362,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--cells", nargs="+", default=(), metavar="CELL",
                         help="train only these cells (e.g. level-channel, one per process "
                              "side by side); the others are reported if finished")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: the finished cells' table (and figures of the "
+                             "levels whose cells have all finished), the others' progress")
     parser.add_argument("--resume", action="store_true",
                         help="continue unfinished cells (always done; kept for clarity)")
     args = parser.parse_args(argv)
@@ -366,7 +373,8 @@ def main(argv=None) -> dict:
         rep.check_budget(args.budget)
     except ValueError as err:
         parser.error(str(err))
-    return reproduce(args.row, args.budget, Path(args.out), args.runs_dir, tuple(args.cells))
+    return reproduce(args.row, args.budget, Path(args.out), args.runs_dir, tuple(args.cells),
+                     not args.report)
 
 
 if __name__ == "__main__":

@@ -129,12 +129,29 @@ def test_unfinished_cells_train_and_report_progress(monkeypatch, tmp_path):
     monkeypatch.setattr(G, "train_cell", lambda values, path: calls.append(path.name))
     out = G.run("tj_ddcl", cfg, "smoke", str(tmp_path), tmp_path / "out")
     assert calls == [second]  # the finished one is skipped; this one stays unfinished
-    assert not out["finished"] and "cells" not in out
+    assert not out["finished"] and [c["cell"] for c in out["cells"]] == [first]
     assert out["progress"][second] == {"updates": 0, "planned": 2, "train_success": None,
                                        "finished": False}
     text = G.table("tj_ddcl", out)
     assert "Unfinished" in text and f"| {second} | 0 / 2 | - |" in text
-    assert G.plot(out, tmp_path / "fig.png") == []
+    assert f"| {first} | 1.000 ± 0.000 | 7.0 ± 0.0 |" in text  # its result
+    assert G.plot(out, tmp_path / "fig.png") == []  # medium is not finished: no figure
+
+
+def test_report_trains_nothing_and_draws_the_levels_that_have_finished(monkeypatch, tmp_path):
+    """``--report``: the finished cells' table and figures of the levels whose cells have all
+    finished, while another level's cells still train elsewhere."""
+    cfg = dataclasses.replace(two_cells(), levels=("medium", "hard"))
+    names = [n for n, _ in G.cells(cfg)]
+    for name, values in G.cells(cfg):
+        if name != "hard-ddcl0.001":
+            finished(tmp_path / "smoke" / name, values["channel"], 0.5)
+    monkeypatch.setattr(G, "train_cell", lambda *a: pytest.fail("trained"))
+    out = G.run("tj_ddcl", cfg, "smoke", str(tmp_path), tmp_path / "out", train=False)
+    assert not out["finished"] and [c["cell"] for c in out["cells"]] == names[:3]
+    assert [p.name for p in G.plot(out, tmp_path / "fig.png")] == ["fig_medium.png"]
+    text = G.table("tj_ddcl", out)
+    assert "| hard-silent | 0.500 ± 0.000 |" in text and "| hard-ddcl0.001 | 0 / 2 | - |" in text
 
 
 def test_continuous_counted_at_32_bits_per_float(tmp_path):
