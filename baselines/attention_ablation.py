@@ -100,13 +100,19 @@ def cells(budget: str):
                   for b in over.get("_bottleneck", (False, True))]
         for bottleneck, budget_on in combos:  # the plain aggregations first, then +IB, ...
             for aggregate in over.get("_aggregates", AGGREGATES):
-                std = {**base, **plain}.get("bottleneck_init_std", 1.0)
-                ib = "+IB" + ("" if std == 1.0 else f"_std{std:g}")
+                ib = "+IB" + ib_tag({**base, **plain})
                 name = aggregate + (ib if bottleneck else "") + (f"+k{k}" if budget_on else "")
                 cfg = {**base, **plain, "aggregate": aggregate,
                        "bottleneck": "variational" if bottleneck else "none",
                        "gradient_budget_k": k if budget_on else 0}
                 yield file, name, PPOConfig.from_dict(cfg)
+
+
+def ib_tag(cfg: dict) -> str:
+    """What a cell's ``+IB`` adds to its name when the bottleneck is not the default:
+    ``_std<bottleneck_init_std>`` and ``_kl<bottleneck_budget>`` (nats per message)."""
+    std, budget = cfg.get("bottleneck_init_std", 1.0), cfg.get("bottleneck_budget", 0.0)
+    return ("" if std == 1.0 else f"_std{std:g}") + (f"_kl{budget:g}" if budget else "")
 
 
 def backward_time(trainer, state, repeats: int = 5, compiler_options=None) -> float:

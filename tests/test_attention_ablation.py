@@ -4,6 +4,7 @@ compile)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -33,6 +34,23 @@ def test_cpu_grid_has_medium_s_whole_grid_at_full_optimisation():
     assert target == 0.9 and options["xla_backend_optimization_level"] == 3
     # easy keeps the budget's target and the script's fast compile
     assert ab.file_options(ab.grid("cpu")["traffic_junction_easy.yaml"], "cpu") == (0.5, None)
+
+
+def test_bottleneck_variants_are_named_by_what_differs_from_the_default():
+    """Easy's +IB cells again with the noise starting small, and with a KL budget: the names
+    say so, and the cells carry the settings their base configs give."""
+    easy = {name: c for file, name, c in ab.cells("cpu")
+            if file.startswith("traffic_junction_easy")}
+    for a in ab.AGGREGATES:
+        plain, small = easy[f"{a}+IB"], easy[f"{a}+IB_std0.0067"]
+        budget = easy[f"{a}+IB_std0.0067_kl2"]
+        assert (plain.bottleneck_init_std, plain.bottleneck_budget) == (1.0, 0.0)
+        assert (small.bottleneck_init_std, small.bottleneck_budget) == (0.0067, 0.0)
+        assert (budget.bottleneck_init_std, budget.bottleneck_budget) == (0.0067, 2.0)
+        assert small.gradient_budget_k == budget.gradient_budget_k == 0
+        # the rest of the cell is the plain +IB cell's
+        assert small == dataclasses.replace(plain, bottleneck_init_std=0.0067)
+    assert ab.ib_tag({}) == "" and ab.ib_tag({"bottleneck_budget": 0.5}) == "_kl0.5"
 
 
 def test_unknown_grid_keys_and_configs_are_refused(monkeypatch):
