@@ -382,33 +382,45 @@ def plot(rows: list[dict], folder: Path, target: float) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     colours = {r["cell"]: plt.cm.tab20(i % 20) for i, r in enumerate(rows)}
-    envs = sorted({r["env"] for r in rows})
-    fig, axes = plt.subplots(1, len(envs), figsize=(6.5 * len(envs), 4), squeeze=False)
-    for ax, env in zip(axes[0], envs, strict=True):
-        for r in (r for r in rows if r["env"] == env):
+    files = list(dict.fromkeys(r["config_file"] for r in rows))  # one panel per base config
+
+    def panels():
+        cols = min(3, len(files))
+        rows_ = -(-len(files) // cols)
+        fig, axes = plt.subplots(rows_, cols, figsize=(6.5 * cols, 4 * rows_), squeeze=False)
+        for ax in axes.flat[len(files):]:
+            ax.set_visible(False)
+        return fig, axes.flat
+
+    def title(file):
+        return Path(file).stem.replace("traffic_junction_", "TJ ").replace("_", " ")
+
+    fig, axes = panels()
+    for ax, file in zip(axes, files, strict=False):  # axes may have spare panels
+        for r in (r for r in rows if r["config_file"] == file):
             c = np.array([np.nan if v is None else v for v in r["curve"]])
             done = np.isfinite(c)  # updates where an episode ended (TJ-medium: every second)
             ax.plot(np.arange(1, len(c) + 1)[done], c[done], label=r["cell"],
                     color=colours[r["cell"]],
                     ls="--" if "+IB" in r["cell"] else "-")
         ax.axhline(next((r["target_success"] for r in rows
-                         if r["env"] == env and "target_success" in r), target),
+                         if r["config_file"] == file and "target_success" in r), target),
                    color="k", lw=0.5)
-        ax.set(xlabel="update", ylabel="training success (seed mean)", title=env)
+        ax.set(xlabel="update", ylabel="training success (seed mean)", title=title(file))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(folder / "attention_ablation_curves.png", dpi=90)
     plt.close(fig)
-    fig, axes = plt.subplots(1, len(envs), figsize=(6.5 * len(envs), 4), squeeze=False)
-    for ax, env in zip(axes[0], envs, strict=True):
-        for r in (r for r in rows if r["env"] == env):
+    fig, axes = panels()
+    for ax, file in zip(axes, files, strict=False):  # axes may have spare panels
+        for r in (r for r in rows if r["config_file"] == file):
             bits = [np.log2(int(s)) for s in r["vq_success"]]
             ax.plot(bits, [np.mean(v) for v in r["vq_success"].values()], marker="o",
                     label=r["cell"], color=colours[r["cell"]],
                     ls="--" if "+IB" in r["cell"] else "-")
         ax.set(xlabel="codebook bits per message (log2 K)",
-               ylabel="greedy success, VQ messages (seed mean)", title=env)
+               ylabel="greedy success, VQ messages (seed mean)", title=title(file))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
