@@ -159,15 +159,17 @@ def runs_root(row: str, cfg: Config, budget: str, runs_dir: str | None = None) -
 
 
 def cell_status(path: Path, planned: int) -> dict:
-    """Updates done (from ``metrics.jsonl``), planned, latest training success, finished."""
+    """Updates done (from ``metrics.jsonl``), planned, latest training success (of the last
+    update where an episode ended: on TJ-hard's 80-step episodes, one update in four), finished."""
     rows = []
     if (path / "metrics.jsonl").exists():
         for line in (path / "metrics.jsonl").read_text().splitlines():
             row = json.loads(line)
             if "update" in row:
                 rows.append(row)
+    logged = [r["success"] for r in rows if np.isfinite(r.get("success", np.nan))]
     return {"updates": rows[-1]["update"] if rows else 0, "planned": planned,
-            "train_success": rows[-1].get("success") if rows else None,
+            "train_success": logged[-1] if logged else None,
             "finished": (path / "results.json").exists()}
 
 
@@ -254,6 +256,8 @@ def run(row: str, cfg: Config, budget: str = "cpu", runs_dir: str | None = None,
             results = json.loads((root / name / "results.json").read_text())
             saved = {**summarise(name, results), "values": values,
                      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            if not np.isfinite(saved["train_success"] or np.nan):  # no episode ended last
+                saved["train_success"] = cell_status(root / name, 0)["train_success"]
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{name}.json").write_text(json.dumps(saved, indent=1))
         if saved is not None:

@@ -154,6 +154,24 @@ def test_report_trains_nothing_and_draws_the_levels_that_have_finished(monkeypat
     assert "| hard-silent | 0.500 ± 0.000 |" in text and "| hard-ddcl0.001 | 0 / 2 | - |" in text
 
 
+def test_training_success_is_the_last_update_where_an_episode_ended(tmp_path):
+    """TJ-hard's episodes end one update in four: a last update without one logs NaN, and the
+    summary and progress report the latest finite value instead."""
+    cfg = two_cells()
+    (name, values), _ = G.cells(cfg)
+    path = tmp_path / "smoke" / name
+    finished(path, values["channel"], 1.0)
+    results = json.loads((path / "results.json").read_text())
+    results["final_train"]["success"] = float("nan")
+    (path / "results.json").write_text(json.dumps(results))
+    path.joinpath("metrics.jsonl").write_text("".join(
+        json.dumps({"update": u, "success": s}) + "\n"
+        for u, s in ((1, 0.25), (2, 0.75), (3, float("nan")))))
+    assert G.cell_status(path, 3)["train_success"] == 0.75
+    out = G.run("tj_ddcl", cfg, "smoke", str(tmp_path), tmp_path / "out", train=False)
+    assert out["cells"][0]["train_success"] == 0.75
+
+
 def test_continuous_counted_at_32_bits_per_float(tmp_path):
     finished(tmp_path / "medium-continuous", "continuous", 0.5)
     results = json.loads((tmp_path / "medium-continuous" / "results.json").read_text())
