@@ -232,9 +232,9 @@ class PPOConfig(Config):
     bottleneck_price: float = 1e-3
     bottleneck_budget: float = 0.0
     # the bottleneck's noise std at initialisation (the log-std head's bias starts at its log;
-    # allowed [exp(-10), exp(2)], the head's clip). 1.0: noise as large as the prior's, which
-    # drowns the untrained messages; Alemi et al.'s demo (alexalemi/vib_demo, MNISTVIB.ipynb:
-    # scale softplus(rho - 5)) starts near 0.0067
+    # allowed [exp(-10), exp(2)], the head's clip). 1.0: noise at the prior's scale; Alemi et
+    # al.'s demo (alexalemi/vib_demo, MNISTVIB.ipynb: scale softplus(rho - 5)) starts near
+    # 0.0067 (docs/attention.md: what each start did in the ablation)
     bottleneck_init_std: float = 1.0
     encoder: str = "mlp"  # mlp or gru (recurrent actor, truncated BPTT over a rollout)
     # first layers embed the env's sparse observation (env.sparse_obs: index entries and
